@@ -1,0 +1,281 @@
+/* farm_msg: table-driven MessagePack decoding and packing helpers
+ * (see farm_msg.h). The decoder never trusts the wire: every type, range
+ * and length is checked before a value is used, and every error names
+ * its field. */
+#include "farm_msg.h"
+#include "farm_err.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int farm_error_set(farm_error_t *e, int code, const char *field, const char *fmt, ...) {
+    e->code = code;
+    snprintf(e->field, sizeof e->field, "%s", field ? field : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+bool farm_str_eq(farm_str_t s, const char *c) {
+    size_t n = strlen(c);
+    return s.ptr && s.len == n && memcmp(s.ptr, c, n) == 0;
+}
+
+char *farm_str_copy(char *dst, size_t n, farm_str_t s) {
+    size_t len = s.len < n - 1 ? s.len : n - 1;
+    if (s.ptr && len)
+        memcpy(dst, s.ptr, len);
+    dst[s.ptr ? len : 0] = '\0';
+    return dst;
+}
+
+static const char *s_type_name(farm_type_t t) {
+    switch (t) {
+    case FARM_T_INT: return "an integer";
+    case FARM_T_BOOL: return "a boolean";
+    case FARM_T_STR: return "a string";
+    case FARM_T_BIN: return "binary";
+    case FARM_T_ARRAY: return "an array";
+    case FARM_T_MAP: return "a map";
+    case FARM_T_ANY: return "a value";
+    }
+    return "a value";
+}
+
+int farm_msg_unpack(const void *buf, size_t len, msgpack_zone *z, msgpack_object *obj, farm_error_t *e) {
+    size_t off = 0;
+    msgpack_unpack_return r = msgpack_unpack((const char *)buf, len, &off, z, obj);
+    if (r == MSGPACK_UNPACK_SUCCESS && off == len)
+        return 0;
+    if (r == MSGPACK_UNPACK_EXTRA_BYTES || (r == MSGPACK_UNPACK_SUCCESS && off != len))
+        return farm_error_set(e, FARM_EBADREQ, NULL, "trailing bytes after the MessagePack value");
+    if (r == MSGPACK_UNPACK_NOMEM_ERROR)
+        return farm_error_set(e, FARM_ETOOLARGE, NULL, "message too large to decode");
+    return farm_error_set(e, FARM_EBADREQ, NULL, "not MessagePack");
+}
+
+const msgpack_object *farm_msg_get(const msgpack_object *o, const char *key) {
+    if (!o || o->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    size_t n = strlen(key);
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, key, n) == 0)
+            return &o->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+static void s_path(char *dst, size_t n, const char *prefix, const char *name) {
+    if (prefix && *prefix)
+        snprintf(dst, n, "%s.%s", prefix, name);
+    else
+        snprintf(dst, n, "%s", name);
+}
+
+/* Length of a sized value, or -1 when o is not of the expected kind. */
+static int64_t s_len(const msgpack_object *o, farm_type_t t) {
+    switch (t) {
+    case FARM_T_STR:
+        return o->type == MSGPACK_OBJECT_STR ? (int64_t)o->via.str.size : -1;
+    case FARM_T_BIN:
+        if (o->type == MSGPACK_OBJECT_BIN)
+            return (int64_t)o->via.bin.size;
+        return o->type == MSGPACK_OBJECT_STR ? (int64_t)o->via.str.size : -1;
+    case FARM_T_ARRAY:
+        return o->type == MSGPACK_OBJECT_ARRAY ? (int64_t)o->via.array.size : -1;
+    case FARM_T_MAP:
+        return o->type == MSGPACK_OBJECT_MAP ? (int64_t)o->via.map.size : -1;
+    default:
+        return -1;
+    }
+}
+
+static int s_field(const farm_field_t *f, const msgpack_object *v, void *out, const char *path, farm_error_t *e) {
+    char *dst = (char *)out + f->off;
+    switch (f->type) {
+    case FARM_T_INT: {
+        int64_t x;
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            if (v->via.u64 > (uint64_t)INT64_MAX)
+                return farm_error_set(e, FARM_EBADREQ, path, "%s is out of range (%" PRId64 "..%" PRId64 ")", path,
+                                      f->min, f->max);
+            x = (int64_t)v->via.u64;
+        } else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+            x = v->via.i64;
+        } else {
+            return farm_error_set(e, FARM_EBADREQ, path, "%s must be an integer", path);
+        }
+        if (x < f->min || x > f->max)
+            return farm_error_set(e, FARM_EBADREQ, path, "%s is out of range (%" PRId64 "..%" PRId64 ")", path,
+                                  f->min, f->max);
+        memcpy(dst, &x, sizeof x);
+        return 0;
+    }
+    case FARM_T_BOOL: {
+        if (v->type != MSGPACK_OBJECT_BOOLEAN)
+            return farm_error_set(e, FARM_EBADREQ, path, "%s must be a boolean", path);
+        bool b = v->via.boolean;
+        memcpy(dst, &b, sizeof b);
+        return 0;
+    }
+    case FARM_T_ANY: {
+        const msgpack_object *p = v;
+        memcpy(dst, &p, sizeof p);
+        return 0;
+    }
+    default:
+        break;
+    }
+    int64_t len = s_len(v, f->type);
+    if (len < 0)
+        return farm_error_set(e, FARM_EBADREQ, path, "%s must be %s", path, s_type_name(f->type));
+    if (f->max > 0 && len > f->max) {
+        if (f->limit)
+            return farm_error_set(e, FARM_ETOOLARGE, path, "%s has %" PRId64 " %s, over the limit %s=%" PRId64, path, len,
+                                  f->type == FARM_T_STR || f->type == FARM_T_BIN ? "bytes" : "entries", f->limit,
+                                  f->max);
+        return farm_error_set(e, FARM_EBADREQ, path, "%s is too long (at most %" PRId64 ")", path, f->max);
+    }
+    if (len < f->min)
+        return farm_error_set(e, FARM_EBADREQ, path, "%s is too short (at least %" PRId64 ")", path, f->min);
+    if (f->type == FARM_T_STR || f->type == FARM_T_BIN) {
+        farm_str_t s = {v->type == MSGPACK_OBJECT_BIN ? v->via.bin.ptr : v->via.str.ptr, (uint32_t)len};
+        if (!s.ptr)
+            s.ptr = "";
+        memcpy(dst, &s, sizeof s);
+    } else {
+        const msgpack_object *p = v;
+        memcpy(dst, &p, sizeof p);
+    }
+    return 0;
+}
+
+int farm_msg_decode(const farm_field_t *fields, size_t n, const msgpack_object *o, void *out,
+                    uint64_t *present, const char *prefix, farm_error_t *e) {
+    char path[128];
+    uint64_t seen = 0;
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return farm_error_set(e, FARM_EBADREQ, prefix && *prefix ? prefix : NULL, "%s must be a map",
+                              prefix && *prefix ? prefix : "the message");
+    /* Defaults first, so absent fields read as their defaults. */
+    for (size_t i = 0; i < n; i++) {
+        char *dst = (char *)out + fields[i].off;
+        switch (fields[i].type) {
+        case FARM_T_INT: memcpy(dst, &fields[i].def, sizeof(int64_t)); break;
+        case FARM_T_BOOL: { bool b = fields[i].def != 0; memcpy(dst, &b, sizeof b); break; }
+        case FARM_T_STR:
+        case FARM_T_BIN: { farm_str_t s = {NULL, 0}; memcpy(dst, &s, sizeof s); break; }
+        default: { const msgpack_object *p = NULL; memcpy(dst, &p, sizeof p); break; }
+        }
+    }
+    for (uint32_t k = 0; k < o->via.map.size; k++) {
+        const msgpack_object *key = &o->via.map.ptr[k].key;
+        const msgpack_object *val = &o->via.map.ptr[k].val;
+        if (key->type != MSGPACK_OBJECT_STR)
+            return farm_error_set(e, FARM_EBADREQ, prefix, "%s has a key that is not a string",
+                                  prefix && *prefix ? prefix : "the message");
+        for (size_t i = 0; i < n && i < 64; i++) {
+            size_t nl = strlen(fields[i].name);
+            if (key->via.str.size != nl || memcmp(key->via.str.ptr, fields[i].name, nl) != 0)
+                continue;
+            s_path(path, sizeof path, prefix, fields[i].name);
+            if (seen & (1ull << i))
+                return farm_error_set(e, FARM_EBADREQ, path, "%s appears twice", path);
+            if (val->type == MSGPACK_OBJECT_NIL)
+                break; /* nil is absent */
+            int rc = s_field(&fields[i], val, out, path, e);
+            if (rc)
+                return rc;
+            seen |= 1ull << i;
+            break;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (fields[i].required && !(seen & (1ull << i))) {
+            s_path(path, sizeof path, prefix, fields[i].name);
+            return farm_error_set(e, FARM_EBADREQ, path, "%s is missing", path);
+        }
+    if (present)
+        *present = seen;
+    return 0;
+}
+
+/* --- packing ---------------------------------------------------------- */
+
+void farm_pack_strn(msgpack_packer *pk, const char *s, size_t n) {
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+void farm_pack_str(msgpack_packer *pk, const char *s) {
+    if (s)
+        farm_pack_strn(pk, s, strlen(s));
+    else
+        msgpack_pack_nil(pk);
+}
+
+void farm_pack_kv_str(msgpack_packer *pk, const char *k, const char *v) {
+    farm_pack_str(pk, k);
+    farm_pack_str(pk, v);
+}
+
+void farm_pack_kv_strn(msgpack_packer *pk, const char *k, const char *v, size_t n) {
+    farm_pack_str(pk, k);
+    if (v)
+        farm_pack_strn(pk, v, n);
+    else
+        msgpack_pack_nil(pk);
+}
+
+void farm_pack_kv_int(msgpack_packer *pk, const char *k, int64_t v) {
+    farm_pack_str(pk, k);
+    msgpack_pack_int64(pk, v);
+}
+
+void farm_pack_kv_bool(msgpack_packer *pk, const char *k, bool v) {
+    farm_pack_str(pk, k);
+    if (v)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+}
+
+void farm_pack_kv_nil(msgpack_packer *pk, const char *k) {
+    farm_pack_str(pk, k);
+    msgpack_pack_nil(pk);
+}
+
+void farm_pack_kv_double(msgpack_packer *pk, const char *k, double v) {
+    farm_pack_str(pk, k);
+    msgpack_pack_double(pk, v);
+}
+
+void farm_pack_kv_bin(msgpack_packer *pk, const char *k, const void *v, size_t n) {
+    farm_pack_str(pk, k);
+    msgpack_pack_bin(pk, n);
+    msgpack_pack_bin_body(pk, v, n);
+}
+
+void farm_pack_raw(msgpack_packer *pk, const void *raw, size_t n) {
+    if (!raw || n == 0) {
+        msgpack_pack_nil(pk);
+        return;
+    }
+    msgpack_sbuffer_write(pk->data, (const char *)raw, n);
+}
+
+void farm_pack_error(msgpack_packer *pk, const farm_error_t *e) {
+    msgpack_pack_map(pk, 2);
+    farm_pack_kv_bool(pk, "ok", false);
+    farm_pack_str(pk, "error");
+    msgpack_pack_map(pk, e->field[0] ? 3 : 2);
+    farm_pack_kv_str(pk, "code", farm_err_name(e->code));
+    farm_pack_kv_str(pk, "message", e->message[0] ? e->message : farm_strerror(e->code));
+    if (e->field[0])
+        farm_pack_kv_str(pk, "field", e->field);
+}

@@ -71,3 +71,23 @@ int farm_hostname(char *buf, size_t n) {
     buf[n - 1] = '\0';
     return 0;
 }
+
+bool farm_endpoint_is_local(const char *ep) {
+    if (strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0)
+        return true;
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return false;
+    const char *h = ep + 6;
+    const char *end = strrchr(h, ':');
+    if (!end)
+        return false;
+    size_t n = (size_t)(end - h);
+    if ((n == 9 && strncmp(h, "localhost", 9) == 0) || (n == 5 && strncmp(h, "[::1]", 5) == 0))
+        return true;
+    if (n < 4 || strncmp(h, "127.", 4) != 0)
+        return false;
+    for (size_t i = 4; i < n; i++)
+        if (!((h[i] >= '0' && h[i] <= '9') || h[i] == '.'))
+            return false;
+    return true;
+}

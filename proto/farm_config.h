@@ -61,6 +61,11 @@ void farm_limits_default(farm_limits_t *l);
  * 1024 for sizes). Returns 0 or FARM_EBADREQ. */
 int farm_parse_size(const char *s, int64_t *out);
 
+/* True when endpoint ep can only be reached from this machine: tcp on a
+ * loopback address (127.0.0.0/8, ::1, localhost), ipc or inproc. Binding
+ * anything else without CURVE needs the operator's --insecure. */
+bool farm_endpoint_is_local(const char *ep);
+
 /* The host name of this machine into buf (n bytes). Returns 0 or -errno. */
 int farm_hostname(char *buf, size_t n);
 

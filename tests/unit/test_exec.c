@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <setjmp.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -484,6 +485,36 @@ static void test_invalid_args(void **state)
     worker_exec_result_free(NULL);
 }
 
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static void test_fds_not_leaked(void **state)
+{
+    /* The child sees exactly 0..3; the parent ends up with what it had. */
+    int before = count_fds();
+    assert_true(before > 0);
+    char *argv[] = { "sh", "-c", "ls /proc/$$/fd", NULL };
+    worker_exec_opts_t o = base_opts(argv);
+    worker_exec_result_t r;
+    assert_int_equal(worker_exec_run(&o, &r), 0);
+    assert_string_equal(r.out, "0\n1\n2\n3\n");
+    worker_exec_result_free(&r);
+    char *missing[] = { "nosuchprog-farm-test", NULL };
+    o.argv = missing;
+    assert_true(worker_exec_run(&o, &r) < 0);
+    worker_exec_result_free(&r);
+    assert_int_equal(count_fds(), before);
+}
+
 /* ------------------------------------------------------------------------ */
 
 #define NTHREADS 8
@@ -565,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_bad_cwd),
         cmocka_unit_test(test_spawn_failure),
         cmocka_unit_test(test_invalid_args),
+        cmocka_unit_test(test_fds_not_leaked),
         cmocka_unit_test(test_concurrent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

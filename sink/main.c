@@ -1,0 +1,174 @@
+/* farm-sink: stores results and progress, publishes the status feed.
+ *
+ * main parses flags, opens the store, binds the results PULL and the feed
+ * PUB, and loops: take up to a batch of reports, store them in one
+ * transaction, then acknowledge and publish. Batching is what lets one
+ * SQLite writer keep up with many workers: the cost of a commit is paid
+ * once per batch, not once per result.
+ */
+#include "sink.h"
+
+#include "farm_err.h"
+#include "farm_log.h"
+#include "farm_proto.h"
+#include "farm_sock.h"
+#include "farm_time.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define SINK_BATCH 4096
+
+static void s_usage(FILE *f) {
+    fprintf(f,
+            "usage: farm-sink --db FILE [options]\n"
+            "\n"
+            "The farm's collector: stores what workers report in FILE (SQLite, WAL, shared with\n"
+            "the ventilator) and publishes the status feed.\n"
+            "\n"
+            "  --db FILE           the farm's database (required)\n"
+            "  --results EP        results socket to bind (tcp://127.0.0.1:%d)\n"
+            "  --feed EP           status feed to bind    (tcp://127.0.0.1:%d)\n"
+            "  --front EP          accepted for symmetry, unused here\n"
+            "  --dispatch EP       accepted for symmetry, unused here\n"
+            "  --max-frame BYTES   largest report accepted (64M)\n"
+            "  --sync-full         fsync every commit (survives power loss, slower)\n"
+            "  --insecure          allow binding a non-loopback address without CURVE\n"
+            "  --log-level LEVEL   debug, info, warn or error (info)\n"
+            "  --help              this text\n",
+            FARM_PORT_RESULTS, FARM_PORT_FEED);
+}
+
+int main(int argc, char **argv) {
+    enum { O_DB = 256, O_RESULTS, O_FEED, O_FRONT, O_DISPATCH, O_FRAME, O_SYNC, O_INSECURE, O_LOG, O_HELP };
+    static const struct option opts[] = {
+        {"db", 1, 0, O_DB}, {"results", 1, 0, O_RESULTS}, {"feed", 1, 0, O_FEED}, {"front", 1, 0, O_FRONT},
+        {"dispatch", 1, 0, O_DISPATCH}, {"max-frame", 1, 0, O_FRAME}, {"sync-full", 0, 0, O_SYNC},
+        {"insecure", 0, 0, O_INSECURE}, {"log-level", 1, 0, O_LOG}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    const char *db = NULL;
+    farm_endpoints_t ep;
+    farm_endpoints_default(&ep);
+    int64_t max_frame = 64 << 20;
+    bool sync_full = false, insecure = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case O_DB: db = optarg; break;
+        case O_RESULTS: bad = farm_endpoint_set(ep.results, optarg); break;
+        case O_FEED: bad = farm_endpoint_set(ep.feed, optarg); break;
+        case O_FRONT: bad = farm_endpoint_set(ep.front, optarg); break;
+        case O_DISPATCH: bad = farm_endpoint_set(ep.dispatch, optarg); break;
+        case O_FRAME: bad = farm_parse_size(optarg, &max_frame) || max_frame < 1024; break;
+        case O_SYNC: sync_full = true; break;
+        case O_INSECURE: insecure = true; break;
+        case O_LOG: {
+            farm_log_level_t lv;
+            if (!(bad = farm_log_parse_level(optarg, &lv)))
+                farm_log_set_level(lv);
+            break;
+        }
+        case O_HELP: s_usage(stdout); return 0;
+        default: s_usage(stderr); return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "farm-sink: bad value '%s' for --%s\n", optarg, opts[c - O_DB].name);
+            return 2;
+        }
+    }
+    if (optind < argc || !db) {
+        fprintf(stderr, optind < argc ? "farm-sink: unexpected argument '%s'\n" : "farm-sink: --db FILE is required%s\n",
+                optind < argc ? argv[optind] : " (see --help)");
+        return 2;
+    }
+    const char *binds[] = {ep.results, ep.feed};
+    for (int i = 0; i < 2; i++)
+        if (!insecure && !farm_endpoint_is_local(binds[i])) {
+            fprintf(stderr,
+                    "farm-sink: refusing to bind %s: it is reachable from other machines and CURVE is off.\n"
+                    "  Use --curve DIR to authenticate workers, or --insecure to accept anyone who can reach it.\n",
+                    binds[i]);
+            return 2;
+        }
+    if (farm_signals_install())
+        return 1;
+
+    int status = 1, err = 0;
+    sink_t s = {.sec = farm_now_ms() / 1000};
+    msgpack_sbuffer_init(&s.events);
+    void *ctx = zmq_ctx_new();
+    s.store = farm_store_open(db, sync_full, &err);
+    if (!ctx || !s.store)
+        goto out;
+    farm_store_on_change(s.store, sink_on_change, &s);
+    /* Results wait in the workers, not here: a modest HWM bounds memory. */
+    s.pull = farm_sock_new(ctx, ZMQ_PULL, 10000, 0);
+    s.pub = farm_sock_new(ctx, ZMQ_PUB, 100000, 0);
+    if (!s.pull || !s.pub || farm_sock_maxmsg(s.pull, max_frame) || farm_sock_attach(s.pull, ep.results, true) ||
+        farm_sock_attach(s.pub, ep.feed, true))
+        goto out;
+    farm_log(FARM_LOG_INFO, "sink", "event=start results=%s feed=%s db=%s", ep.results, ep.feed, db);
+    int64_t next_jobs = farm_mono_ms();
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    while (!farm_sock_stopping()) {
+        zmq_pollitem_t items[] = {{s.pull, 0, ZMQ_POLLIN, 0}};
+        int rc = zmq_poll(items, 1, 100);
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            farm_log(FARM_LOG_ERROR, "sink", "op=poll err=\"%s\"", zmq_strerror(errno));
+            break;
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            bool ok = farm_store_begin(s.store) == 0;
+            for (int i = 0; ok && i < SINK_BATCH; i++) {
+                if (zmq_msg_recv(&m, s.pull, ZMQ_DONTWAIT) < 0)
+                    break;
+                if (farm_sock_drain(s.pull) > 0) {
+                    farm_log(FARM_LOG_WARN, "sink", "event=bad_report err=\"more than one frame\"");
+                    continue;
+                }
+                if (sink_apply(&s, zmq_msg_data(&m), zmq_msg_size(&m)))
+                    ok = false;
+            }
+            if (ok && farm_store_commit(s.store) == 0) {
+                sink_acks_flush(&s, true);
+                sink_events_flush(&s, true);
+            } else {
+                /* Nothing of the batch is kept; unacknowledged results come again. */
+                farm_store_rollback(s.store);
+                sink_acks_flush(&s, false);
+                sink_events_flush(&s, false);
+                farm_log(FARM_LOG_WARN, "sink", "event=batch_rolled_back");
+            }
+        }
+        int64_t now = farm_mono_ms();
+        if (now >= next_jobs) {
+            sink_jobs_flush(&s);
+            next_jobs = now + 100;
+        }
+        sink_perf_flush(&s, false);
+    }
+    zmq_msg_close(&m);
+    sink_perf_flush(&s, true);
+    farm_log(FARM_LOG_INFO, "sink", "event=stop duplicates=%" PRId64, s.duplicates);
+    status = 0;
+out:
+    if (s.pull)
+        zmq_close(s.pull);
+    if (s.pub)
+        zmq_close(s.pub);
+    if (ctx)
+        zmq_ctx_term(ctx);
+    farm_store_close(&s.store, true);
+    msgpack_sbuffer_destroy(&s.events);
+    free(s.dirty);
+    free(s.acks);
+    return status;
+}

@@ -1,0 +1,290 @@
+/* farm-ventilator: the head's front door and dispatcher.
+ *
+ * main parses flags, opens the store, binds the front door (REP) and the
+ * dispatch ROUTER, connects a PUSH to the sink for feed events, and runs
+ * one poll loop: requests are answered one at a time, worker messages
+ * update credit, then one dispatch round sends what the credit allows.
+ * A tick every 100 ms finds lost workers and due retries; once a second
+ * the stats go to the feed. SIGTERM/SIGINT end the loop cleanly and the
+ * database is checkpointed on the way out.
+ */
+#include "vent.h"
+
+#include "farm_err.h"
+#include "farm_log.h"
+#include "farm_proto.h"
+#include "farm_sock.h"
+#include "farm_time.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+typedef struct {
+    const char *db;
+    farm_endpoints_t ep;
+    farm_limits_t limits;
+    farm_backoff_t backoff;
+    int64_t lost_after_ms;
+    bool insecure, sync_full;
+} s_opts_t;
+
+static void s_usage(FILE *f) {
+    farm_limits_t l;
+    farm_limits_default(&l);
+    fprintf(f,
+            "usage: farm-ventilator --db FILE [options]\n"
+            "\n"
+            "The farm's front door (REQ/REP) and dispatcher. Stores every submission in FILE\n"
+            "(SQLite, WAL) before it answers, and sends tasks to workers with free slots.\n"
+            "\n"
+            "  --db FILE               the farm's database (required; created if missing)\n"
+            "  --front EP              front door to bind        (tcp://127.0.0.1:%d)\n"
+            "  --dispatch EP           dispatch socket to bind   (tcp://127.0.0.1:%d)\n"
+            "  --results EP            the sink's results socket (tcp://127.0.0.1:%d)\n"
+            "  --feed EP               the sink's status feed    (tcp://127.0.0.1:%d; unused here)\n"
+            "  --lost-after-ms N       silence after which a worker is lost (5000)\n"
+            "  --backoff-base-ms N     first retry delay (1000)\n"
+            "  --backoff-factor X      growth of the delay per attempt (2)\n"
+            "  --backoff-cap-ms N      longest retry delay (300000)\n"
+            "  --backoff-jitter PCT    random spread of the delay, percent (20)\n"
+            "  --max-frame BYTES       largest request (%" PRId64 ")\n"
+            "  --max-batch N           tasks in one submit (%" PRId64 ")\n"
+            "  --max-args BYTES        bytes of one task's args (%" PRId64 ")\n"
+            "  --max-name BYTES        bytes of a job name (%" PRId64 ")\n"
+            "  --max-key BYTES         bytes of an idempotency key (%" PRId64 ")\n"
+            "  --max-pending N         stored pending tasks before submit answers busy (%" PRId64 ")\n"
+            "  --sync-full             fsync every commit (survives power loss, slower)\n"
+            "  --insecure              allow binding a non-loopback address without CURVE\n"
+            "  --log-level LEVEL       debug, info, warn or error (info)\n"
+            "  --help                  this text\n",
+            FARM_PORT_FRONT, FARM_PORT_DISPATCH, FARM_PORT_RESULTS, FARM_PORT_FEED, l.max_frame, l.max_batch,
+            l.max_args, l.max_name, l.max_key, l.max_pending);
+}
+
+static int s_int(const char *flag, const char *v, int64_t min, int64_t max, int64_t *out) {
+    if (farm_parse_size(v, out) || *out < min || *out > max) {
+        fprintf(stderr, "farm-ventilator: %s needs a number from %" PRId64 " to %" PRId64 ", not '%s'\n", flag, min,
+                max, v);
+        return -1;
+    }
+    return 0;
+}
+
+static int s_parse(int argc, char **argv, s_opts_t *o) {
+    enum { O_DB = 256, O_FRONT, O_DISPATCH, O_RESULTS, O_FEED, O_LOST, O_BBASE, O_BFACTOR, O_BCAP, O_BJITTER,
+           O_FRAME, O_BATCH, O_ARGS, O_NAME, O_KEY, O_PENDING, O_SYNC, O_INSECURE, O_LOG, O_HELP };
+    static const struct option opts[] = {
+        {"db", 1, 0, O_DB}, {"front", 1, 0, O_FRONT}, {"dispatch", 1, 0, O_DISPATCH}, {"results", 1, 0, O_RESULTS},
+        {"feed", 1, 0, O_FEED}, {"lost-after-ms", 1, 0, O_LOST}, {"backoff-base-ms", 1, 0, O_BBASE},
+        {"backoff-factor", 1, 0, O_BFACTOR}, {"backoff-cap-ms", 1, 0, O_BCAP}, {"backoff-jitter", 1, 0, O_BJITTER},
+        {"max-frame", 1, 0, O_FRAME}, {"max-batch", 1, 0, O_BATCH}, {"max-args", 1, 0, O_ARGS},
+        {"max-name", 1, 0, O_NAME}, {"max-key", 1, 0, O_KEY}, {"max-pending", 1, 0, O_PENDING},
+        {"sync-full", 0, 0, O_SYNC}, {"insecure", 0, 0, O_INSECURE}, {"log-level", 1, 0, O_LOG},
+        {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    int c;
+    int64_t x;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case O_DB: o->db = optarg; break;
+        case O_FRONT: bad = farm_endpoint_set(o->ep.front, optarg); break;
+        case O_DISPATCH: bad = farm_endpoint_set(o->ep.dispatch, optarg); break;
+        case O_RESULTS: bad = farm_endpoint_set(o->ep.results, optarg); break;
+        case O_FEED: bad = farm_endpoint_set(o->ep.feed, optarg); break;
+        case O_LOST: bad = s_int("--lost-after-ms", optarg, 100, 86400000, &o->lost_after_ms); break;
+        case O_BBASE: bad = s_int("--backoff-base-ms", optarg, 0, 86400000, &o->backoff.base_ms); break;
+        case O_BCAP: bad = s_int("--backoff-cap-ms", optarg, 0, 86400000, &o->backoff.cap_ms); break;
+        case O_BJITTER:
+            bad = s_int("--backoff-jitter", optarg, 0, 100, &x);
+            o->backoff.jitter_pct = (int)x;
+            break;
+        case O_BFACTOR: {
+            char *end;
+            o->backoff.factor = strtod(optarg, &end);
+            bad = *end || o->backoff.factor < 1.0 || o->backoff.factor > 100.0;
+            break;
+        }
+        case O_FRAME: bad = s_int("--max-frame", optarg, 1024, INT32_MAX, &o->limits.max_frame); break;
+        case O_BATCH: bad = s_int("--max-batch", optarg, 1, 1000000, &o->limits.max_batch); break;
+        case O_ARGS: bad = s_int("--max-args", optarg, 16, INT32_MAX, &o->limits.max_args); break;
+        case O_NAME: bad = s_int("--max-name", optarg, 1, 65536, &o->limits.max_name); break;
+        case O_KEY: bad = s_int("--max-key", optarg, 1, 65536, &o->limits.max_key); break;
+        case O_PENDING: bad = s_int("--max-pending", optarg, 1, INT64_MAX / 2, &o->limits.max_pending); break;
+        case O_SYNC: o->sync_full = true; break;
+        case O_INSECURE: o->insecure = true; break;
+        case O_LOG: {
+            farm_log_level_t lv;
+            bad = farm_log_parse_level(optarg, &lv);
+            if (!bad)
+                farm_log_set_level(lv);
+            break;
+        }
+        case O_HELP: s_usage(stdout); exit(0);
+        default: s_usage(stderr); return -1;
+        }
+        if (bad) {
+            fprintf(stderr, "farm-ventilator: bad value '%s' for --%s\n", optarg, opts[c - O_DB].name);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "farm-ventilator: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (!o->db) {
+        fprintf(stderr, "farm-ventilator: --db FILE is required (see --help)\n");
+        return -1;
+    }
+    const char *binds[] = {o->ep.front, o->ep.dispatch};
+    for (size_t i = 0; i < 2; i++)
+        if (!o->insecure && !farm_endpoint_is_local(binds[i])) {
+            fprintf(stderr,
+                    "farm-ventilator: refusing to bind %s: it is reachable from other machines and CURVE is off.\n"
+                    "  Use --curve DIR to authenticate workers and clients, or --insecure to accept anyone who can\n"
+                    "  reach the port (anyone could then submit tasks, and exec tasks run commands).\n",
+                    binds[i]);
+            return -1;
+        }
+    return 0;
+}
+
+/* Answer one front-door request. */
+static void s_on_front(vent_t *v, void *front) {
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, front, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);
+        return;
+    }
+    msgpack_sbuffer reply;
+    msgpack_sbuffer_init(&reply);
+    if (farm_sock_drain(front) > 0) {
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &reply, msgpack_sbuffer_write);
+        farm_error_t e;
+        farm_error_set(&e, FARM_EBADREQ, NULL, "a request is exactly one frame");
+        farm_pack_error(&pk, &e);
+    } else {
+        vent_front_handle(v, zmq_msg_data(&m), zmq_msg_size(&m), &reply);
+    }
+    zmq_msg_close(&m);
+    if (zmq_send(front, reply.data, reply.size, 0) < 0)
+        farm_log(FARM_LOG_WARN, "vent", "op=reply err=\"%s\"", zmq_strerror(errno));
+    msgpack_sbuffer_destroy(&reply);
+}
+
+/* Take one message from a worker. */
+static void s_on_worker(vent_t *v) {
+    zmq_msg_t rid, body;
+    zmq_msg_init(&rid);
+    zmq_msg_init(&body);
+    if (zmq_msg_recv(&rid, v->dispatch, ZMQ_DONTWAIT) >= 0) {
+        if (zmq_msg_more(&rid) && zmq_msg_recv(&body, v->dispatch, 0) >= 0) {
+            if (farm_sock_drain(v->dispatch) == 0)
+                vent_sched_on_worker(v, zmq_msg_data(&rid), zmq_msg_size(&rid), zmq_msg_data(&body),
+                                     zmq_msg_size(&body));
+        }
+    }
+    zmq_msg_close(&rid);
+    zmq_msg_close(&body);
+}
+
+int main(int argc, char **argv) {
+    s_opts_t o = {.lost_after_ms = 5000, .backoff = {1000, 2.0, 300000, 20}};
+    farm_endpoints_default(&o.ep);
+    farm_limits_default(&o.limits);
+    if (s_parse(argc, argv, &o))
+        return 2;
+    farm_proto_set_limits(&o.limits);
+    if (farm_signals_install()) {
+        farm_log(FARM_LOG_ERROR, "vent", "op=signals err=\"%s\"", strerror(errno));
+        return 1;
+    }
+    int err = 0, status = 1;
+    vent_t v = {.limits = o.limits, .lost_after_ms = o.lost_after_ms, .epoch = farm_now_ms(),
+                .started_mono = farm_mono_ms(), .work_maybe = true};
+    msgpack_sbuffer_init(&v.events);
+    void *ctx = zmq_ctx_new(), *front = NULL;
+    v.store = farm_store_open(o.db, o.sync_full, &err);
+    if (!ctx || !v.store)
+        goto out;
+    farm_store_on_change(v.store, vent_on_change, &v);
+    if (farm_store_set_backoff(v.store, &o.backoff))
+        goto out;
+    front = farm_sock_new(ctx, ZMQ_REP, 1000, 0);
+    v.dispatch = farm_sock_new(ctx, ZMQ_ROUTER, 10000, 0);
+    v.report = farm_sock_new(ctx, ZMQ_PUSH, 10000, 0);
+    int one = 1;
+    if (!front || !v.dispatch || !v.report ||
+        zmq_setsockopt(v.dispatch, ZMQ_ROUTER_MANDATORY, &one, sizeof one) ||
+        farm_sock_maxmsg(front, o.limits.max_frame * 2) || farm_sock_maxmsg(v.dispatch, 1 << 20) ||
+        farm_sock_attach(front, o.ep.front, true) || farm_sock_attach(v.dispatch, o.ep.dispatch, true) ||
+        farm_sock_attach(v.report, o.ep.results, false))
+        goto out;
+    farm_log(FARM_LOG_INFO, "vent", "event=start front=%s dispatch=%s db=%s epoch=%" PRId64, o.ep.front,
+             o.ep.dispatch, o.db, v.epoch);
+    int64_t next_tick = farm_mono_ms(), next_stats = next_tick;
+    while (!farm_sock_stopping()) {
+        zmq_pollitem_t items[] = {{front, 0, ZMQ_POLLIN, 0}, {v.dispatch, 0, ZMQ_POLLIN, 0}};
+        int64_t now = farm_mono_ms();
+        long timeout = next_tick > now ? (long)(next_tick - now) : 0;
+        if (zmq_poll(items, 2, timeout) < 0) {
+            if (errno == EINTR)
+                continue;
+            farm_log(FARM_LOG_ERROR, "vent", "op=poll err=\"%s\"", zmq_strerror(errno));
+            goto out;
+        }
+        /* Bounded batches so neither socket starves the other. */
+        for (int i = 0; i < 64 && (items[0].revents & ZMQ_POLLIN); i++) {
+            s_on_front(&v, front);
+            int ev = 0;
+            size_t sz = sizeof ev;
+            if (zmq_getsockopt(front, ZMQ_EVENTS, &ev, &sz) || !(ev & ZMQ_POLLIN))
+                break;
+        }
+        for (int i = 0; i < 4096 && (items[1].revents & ZMQ_POLLIN); i++) {
+            s_on_worker(&v);
+            int ev = 0;
+            size_t sz = sizeof ev;
+            if (zmq_getsockopt(v.dispatch, ZMQ_EVENTS, &ev, &sz) || !(ev & ZMQ_POLLIN))
+                break;
+        }
+        now = farm_mono_ms();
+        if (now >= next_tick) {
+            vent_sched_tick(&v);
+            next_tick = now + 100;
+        }
+        vent_sched_dispatch(&v);
+        vent_flush_events(&v);
+        if (now >= next_stats) {
+            msgpack_sbuffer b;
+            msgpack_sbuffer_init(&b);
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+            vent_pack_stats(&v, &pk, false);
+            vent_publish(&v, "stats", &b);
+            msgpack_sbuffer_destroy(&b);
+            next_stats = now + 1000;
+        }
+    }
+    farm_log(FARM_LOG_INFO, "vent", "event=stop");
+    status = 0;
+out:
+    if (front)
+        zmq_close(front);
+    if (v.dispatch)
+        zmq_close(v.dispatch);
+    if (v.report)
+        zmq_close(v.report);
+    if (ctx)
+        zmq_ctx_term(ctx);
+    farm_store_close(&v.store, true);
+    vent_sched_destroy(&v);
+    msgpack_sbuffer_destroy(&v.events);
+    return status;
+}

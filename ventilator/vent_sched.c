@@ -1,0 +1,597 @@
+/* vent_sched: workers, credit and dispatch.
+ *
+ * A dispatch round asks the database, per type that some worker with
+ * credit offers, for the best dispatchable tasks (priority, then id), as
+ * many as that credit allows; merges them in the same order; and gives
+ * each to the worker offering its type with the most credit. Leases are
+ * written in one transaction and the tasks sent after COMMIT, so a worker
+ * can never report on a task the database does not yet know it holds.
+ *
+ * Heartbeats carry what a worker holds. A task the database leases to a
+ * worker that no longer holds it (and that was not sent after the
+ * worker's last confirmed sequence) is released: its result is already
+ * stored, or it was lost on the way. A worker silent for lost_after_ms is
+ * lost: its tasks are released at once and go through retry.
+ */
+#include "vent.h"
+
+#include "farm_err.h"
+#include "farm_log.h"
+#include "farm_proto.h"
+#include "farm_state.h"
+#include "farm_time.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+static const char *s_wstate[] = {"alive", "draining", "lost"};
+
+/* ---- feed events ----------------------------------------------------------- */
+
+void vent_publish(vent_t *v, const char *topic, const msgpack_sbuffer *body) {
+    if (!v->report)
+        return;
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    farm_pack_pub(&pk, topic, body->data, body->size);
+    /* The feed is for watching: when the sink is away, events are dropped. */
+    if (zmq_send(v->report, b.data, b.size, ZMQ_DONTWAIT) < 0 && errno != EAGAIN)
+        farm_log(FARM_LOG_WARN, "vent", "op=report_send err=\"%s\"", zmq_strerror(errno));
+    msgpack_sbuffer_destroy(&b);
+}
+
+void vent_on_change(void *ud, const farm_change_t *c) {
+    vent_t *v = ud;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &v->events, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 7);
+    farm_pack_kv_int(&pk, "id", c->id);
+    farm_pack_kv_int(&pk, "job", c->job);
+    farm_pack_kv_str(&pk, "state", farm_state_name(c->state));
+    farm_pack_kv_int(&pk, "progress", c->progress);
+    farm_pack_kv_int(&pk, "attempt", c->attempt);
+    farm_pack_kv_str(&pk, "worker", c->worker);
+    farm_pack_kv_int(&pk, "ms", c->ms);
+    v->nevents++;
+    if (c->state == FARM_TASK_PENDING)
+        v->work_maybe = true;
+}
+
+void vent_flush_events(vent_t *v) {
+    if (!v->nevents)
+        return;
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    farm_pack_str(&pk, "events");
+    msgpack_pack_array(&pk, v->nevents);
+    farm_pack_raw(&pk, v->events.data, v->events.size);
+    vent_publish(v, "task", &b);
+    msgpack_sbuffer_destroy(&b);
+    v->events.size = 0;
+    v->nevents = 0;
+}
+
+/* ---- workers --------------------------------------------------------------- */
+
+void vent_pack_worker(msgpack_packer *pk, const vent_worker_t *w) {
+    msgpack_pack_map(pk, 11);
+    farm_pack_kv_str(pk, "id", w->id);
+    farm_pack_kv_str(pk, "host", w->host);
+    farm_pack_kv_int(pk, "pid", w->pid);
+    farm_pack_kv_int(pk, "slots", w->slots);
+    int64_t busy = w->state == VENT_W_LOST ? 0 : w->slots - w->free;
+    farm_pack_kv_int(pk, "busy", busy < 0 ? 0 : busy);
+    farm_pack_str(pk, "types");
+    msgpack_pack_array(pk, w->ntypes);
+    for (size_t i = 0; i < w->ntypes; i++)
+        farm_pack_str(pk, w->types[i]);
+    farm_pack_kv_str(pk, "state", s_wstate[w->state]);
+    farm_pack_kv_int(pk, "last_seen_ms", w->last_seen_ms);
+    farm_pack_kv_int(pk, "completed", w->completed);
+    farm_pack_kv_int(pk, "failed", w->failed);
+}
+
+static void s_publish_worker(vent_t *v, const vent_worker_t *w) {
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    vent_pack_worker(&pk, w);
+    vent_publish(v, "worker", &b);
+    msgpack_sbuffer_destroy(&b);
+}
+
+static void s_worker_free(vent_worker_t *w) {
+    for (size_t i = 0; i < w->ntypes; i++)
+        free(w->types[i]);
+    free(w->sent);
+    free(w);
+}
+
+void vent_sched_destroy(vent_t *v) {
+    for (size_t i = 0; i < v->nworkers; i++)
+        s_worker_free(v->workers[i]);
+    free(v->workers);
+    v->workers = NULL;
+    v->nworkers = v->capworkers = 0;
+}
+
+static vent_worker_t *s_by_routing(vent_t *v, const void *rid, size_t len) {
+    for (size_t i = 0; i < v->nworkers; i++)
+        if (v->workers[i]->routing_len == len && memcmp(v->workers[i]->routing, rid, len) == 0)
+            return v->workers[i];
+    return NULL;
+}
+
+static vent_worker_t *s_by_id(vent_t *v, const char *id) {
+    for (size_t i = 0; i < v->nworkers; i++)
+        if (strcmp(v->workers[i]->id, id) == 0)
+            return v->workers[i];
+    return NULL;
+}
+
+static int64_t s_credit(const vent_worker_t *w) {
+    if (w->state != VENT_W_ALIVE || !w->welcomed)
+        return 0;
+    int64_t c = w->free - (w->sent_seq - w->acked_seq);
+    return c > 0 ? c : 0;
+}
+
+void vent_sched_capacity(const vent_t *v, int64_t *workers, int64_t *slots, int64_t *busy) {
+    *workers = *slots = *busy = 0;
+    for (size_t i = 0; i < v->nworkers; i++) {
+        const vent_worker_t *w = v->workers[i];
+        if (w->state == VENT_W_LOST)
+            continue;
+        (*workers)++;
+        *slots += w->slots;
+        int64_t b = w->slots - w->free;
+        *busy += b > 0 ? b : 0;
+    }
+}
+
+const char *vent_why(void *ud, const char *type) {
+    vent_t *v = ud;
+    for (size_t i = 0; i < v->nworkers; i++) {
+        const vent_worker_t *w = v->workers[i];
+        if (w->state == VENT_W_LOST)
+            continue;
+        for (size_t t = 0; t < w->ntypes; t++)
+            if (strcmp(w->types[t], type) == 0)
+                return NULL;
+    }
+    snprintf(v->why, sizeof v->why, "no live worker offers type \"%s\"", type);
+    return v->why;
+}
+
+static void s_send(vent_t *v, const vent_worker_t *w, const msgpack_sbuffer *b) {
+    if (zmq_send(v->dispatch, w->routing, w->routing_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(v->dispatch, b->data, b->size, ZMQ_DONTWAIT) < 0)
+        farm_log(FARM_LOG_WARN, "vent", "op=send worker=%s err=\"%s\"", w->id, zmq_strerror(errno));
+}
+
+static void s_welcome(vent_t *v, const vent_worker_t *w) {
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    farm_pack_welcome(&pk, v->epoch);
+    s_send(v, w, &b);
+    msgpack_sbuffer_destroy(&b);
+}
+
+void vent_sched_stop(void *ud, int64_t task, const char *worker) {
+    vent_t *v = ud;
+    vent_worker_t *w = s_by_id(v, worker);
+    if (!w || w->state == VENT_W_LOST)
+        return; /* its release will end the task as cancelled */
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    farm_pack_cancel(&pk, task);
+    s_send(v, w, &b);
+    msgpack_sbuffer_destroy(&b);
+}
+
+/* Release in the database every task worker w holds. */
+static void s_release_all(vent_t *v, vent_worker_t *w, const char *reason) {
+    int64_t n = 0;
+    int64_t now = farm_now_ms();
+    if (farm_store_release_worker(v->store, w->id, reason, now, &n) == 0 && n)
+        farm_log(FARM_LOG_INFO, "vent", "event=released worker=%s tasks=%" PRId64 " reason=\"%s\"", w->id, n, reason);
+}
+
+static void s_set_types(vent_worker_t *w, const msgpack_object *types) {
+    for (size_t i = 0; i < w->ntypes; i++)
+        free(w->types[i]);
+    w->ntypes = 0;
+    if (!types)
+        return;
+    for (uint32_t i = 0; i < types->via.array.size && w->ntypes < VENT_TYPES_MAX; i++) {
+        const msgpack_object *t = &types->via.array.ptr[i];
+        if (t->type != MSGPACK_OBJECT_STR)
+            continue;
+        farm_str_t s = {t->via.str.ptr, t->via.str.size};
+        if (!farm_type_valid(s))
+            continue;
+        char *c = strndup(s.ptr, s.len);
+        if (c)
+            w->types[w->ntypes++] = c;
+    }
+}
+
+/* Forget confirmed sends. */
+static void s_prune_sent(vent_worker_t *w) {
+    size_t k = 0;
+    for (size_t i = 0; i < w->nsent; i++)
+        if (w->sent[i].seq > w->acked_seq)
+            w->sent[k++] = w->sent[i];
+    w->nsent = k;
+}
+
+typedef struct {
+    vent_t *v;
+    vent_worker_t *w;
+    const msgpack_object *held;
+} s_reconcile_t;
+
+static void s_reconcile_cb(void *ud, int64_t task, int state) {
+    s_reconcile_t *c = ud;
+    for (uint32_t i = 0; c->held && i < c->held->via.array.size; i++) {
+        const msgpack_object *h = &c->held->via.array.ptr[i];
+        if (h->type == MSGPACK_OBJECT_POSITIVE_INTEGER && (int64_t)h->via.u64 == task)
+            return;
+    }
+    for (size_t i = 0; i < c->w->nsent; i++)
+        if (c->w->sent[i].task == task)
+            return; /* sent after what it confirmed: still on its way */
+    (void)farm_store_release(c->v->store, task, c->w->id, "the worker no longer holds the task", farm_now_ms());
+}
+
+/* Tasks leased to w in the database that w does not hold go back. */
+static void s_reconcile(vent_t *v, vent_worker_t *w, const msgpack_object *held) {
+    if (farm_store_begin(v->store))
+        return;
+    s_reconcile_t c = {v, w, held};
+    farm_store_worker_tasks(v->store, w->id, s_reconcile_cb, &c);
+    if (farm_store_commit(v->store))
+        farm_store_rollback(v->store);
+}
+
+void vent_sched_on_worker(vent_t *v, const void *rid, size_t rid_len, const void *body, size_t len) {
+    msgpack_zone z;
+    if (!msgpack_zone_init(&z, 2048))
+        return;
+    msgpack_object o;
+    farm_error_t e;
+    farm_msg_hb_t m;
+    if (rid_len == 0 || rid_len > sizeof(((vent_worker_t *)0)->routing) || farm_msg_unpack(body, len, &z, &o, &e) ||
+        farm_msg_hb_decode(&o, &m, &e)) {
+        farm_log(FARM_LOG_WARN, "vent", "event=bad_worker_message err=\"%s\"", e.message);
+        goto out;
+    }
+    bool hb = farm_str_eq(m.m, "hb");
+    if (!hb && !farm_str_eq(m.m, "ready")) {
+        farm_log(FARM_LOG_WARN, "vent", "event=bad_worker_message err=\"unknown kind\"");
+        goto out;
+    }
+    vent_worker_t *w = s_by_routing(v, rid, rid_len);
+    bool joined = false;
+    if (!w) {
+        if (!hb || !m.id.ptr) {
+            /* A worker we do not know yet (we restarted): ask for a full hello. */
+            vent_worker_t tmp = {.routing_len = rid_len};
+            memcpy(tmp.routing, rid, rid_len);
+            s_welcome(v, &tmp);
+            goto out;
+        }
+        char id[201];
+        farm_str_copy(id, sizeof id, m.id);
+        w = s_by_id(v, id);
+        if (w) {
+            /* Same name, new process: whatever the old one held is gone. */
+            if (w->state != VENT_W_LOST)
+                farm_log(FARM_LOG_WARN, "vent", "event=worker_replaced worker=%s", id);
+            s_release_all(v, w, "the worker restarted");
+            w->nsent = 0;
+        } else {
+            if (v->nworkers == v->capworkers) {
+                size_t cap = v->capworkers ? v->capworkers * 2 : 16;
+                vent_worker_t **p = realloc(v->workers, cap * sizeof *p);
+                if (!p)
+                    goto out;
+                v->workers = p;
+                v->capworkers = cap;
+            }
+            w = calloc(1, sizeof *w);
+            if (!w)
+                goto out;
+            snprintf(w->id, sizeof w->id, "%s", id);
+            v->workers[v->nworkers++] = w;
+        }
+        memcpy(w->routing, rid, rid_len);
+        w->routing_len = rid_len;
+        w->welcomed = false;
+        w->sent_seq = w->acked_seq = 0;
+        w->state = VENT_W_ALIVE;
+        w->free = 0;
+        joined = true;
+    }
+    vent_wstate_t before = w->state;
+    w->last_seen_ms = farm_now_ms();
+    w->last_seen_mono = farm_mono_ms();
+    if (m.epoch != v->epoch) {
+        w->welcomed = false;
+        s_welcome(v, w);
+    } else {
+        if (!w->welcomed) {
+            w->welcomed = true;
+            w->sent_seq = w->acked_seq = 0;
+            w->nsent = 0;
+        }
+        if (m.seq >= w->acked_seq && m.seq <= w->sent_seq) {
+            w->acked_seq = m.seq;
+            w->free = m.free;
+            s_prune_sent(w);
+        }
+    }
+    if (hb) {
+        farm_str_copy(w->host, sizeof w->host, m.host);
+        w->pid = m.pid;
+        w->slots = m.slots;
+        w->completed = m.completed;
+        w->failed = m.failed;
+        s_set_types(w, m.types);
+        w->state = farm_str_eq(m.state, "draining") ? VENT_W_DRAINING : VENT_W_ALIVE;
+        if (w->welcomed)
+            s_reconcile(v, w, m.held);
+    } else if (w->state == VENT_W_LOST) {
+        w->state = VENT_W_ALIVE;
+    }
+    if (joined || before != w->state) {
+        farm_log(FARM_LOG_INFO, "vent", "event=worker_%s worker=%s host=%s slots=%" PRId64, s_wstate[w->state], w->id,
+                 w->host, w->slots);
+        s_publish_worker(v, w);
+    }
+    if (s_credit(w) > 0)
+        v->work_maybe = true;
+out:
+    msgpack_zone_destroy(&z);
+}
+
+/* ---- dispatch --------------------------------------------------------------- */
+
+typedef struct {
+    int64_t id, job, priority, timeout_ms;
+    char type[FARM_TYPE_MAX + 1];
+    void *args;
+    size_t args_len;
+} s_cand_t;
+
+typedef struct {
+    s_cand_t *c;
+    size_t n, cap;
+} s_cands_t;
+
+static int s_collect(void *ud, const farm_ready_t *t) {
+    s_cands_t *cs = ud;
+    if (cs->n == cs->cap) {
+        size_t cap = cs->cap ? cs->cap * 2 : 64;
+        s_cand_t *p = realloc(cs->c, cap * sizeof *p);
+        if (!p)
+            return 1;
+        cs->c = p;
+        cs->cap = cap;
+    }
+    s_cand_t *c = &cs->c[cs->n];
+    c->id = t->id;
+    c->job = t->job;
+    c->priority = t->priority;
+    c->timeout_ms = t->timeout_ms;
+    snprintf(c->type, sizeof c->type, "%s", t->type ? t->type : "");
+    c->args = NULL;
+    c->args_len = 0;
+    if (t->args && t->args_len) {
+        c->args = malloc(t->args_len);
+        if (!c->args)
+            return 1;
+        memcpy(c->args, t->args, t->args_len);
+        c->args_len = t->args_len;
+    }
+    cs->n++;
+    return 0;
+}
+
+static int s_cand_cmp(const void *a, const void *b) {
+    const s_cand_t *x = a, *y = b;
+    if (x->priority != y->priority)
+        return x->priority > y->priority ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static bool s_offers(const vent_worker_t *w, const char *type) {
+    for (size_t i = 0; i < w->ntypes; i++)
+        if (strcmp(w->types[i], type) == 0)
+            return true;
+    return false;
+}
+
+/* A send waiting for COMMIT. */
+typedef struct {
+    vent_worker_t *w;
+    msgpack_sbuffer b;
+} s_out_t;
+
+void vent_sched_dispatch(vent_t *v) {
+    if (!v->work_maybe)
+        return;
+    v->work_maybe = false;
+    /* Credit per type offered. */
+    const char *types[256];
+    int64_t credit[256];
+    size_t nt = 0;
+    int64_t total = 0;
+    for (size_t i = 0; i < v->nworkers; i++) {
+        vent_worker_t *w = v->workers[i];
+        int64_t c = s_credit(w);
+        if (!c)
+            continue;
+        total += c;
+        for (size_t t = 0; t < w->ntypes; t++) {
+            size_t k = 0;
+            while (k < nt && strcmp(types[k], w->types[t]) != 0)
+                k++;
+            if (k == nt) {
+                if (nt == 256)
+                    continue;
+                types[nt] = w->types[t];
+                credit[nt++] = 0;
+            }
+            credit[k] += c;
+        }
+    }
+    if (!total)
+        return;
+    int64_t now = farm_now_ms();
+    s_cands_t cs = {0};
+    for (size_t k = 0; k < nt; k++)
+        if (farm_store_ready(v->store, types[k], now, credit[k], s_collect, &cs))
+            break;
+    if (!cs.n) {
+        free(cs.c);
+        return;
+    }
+    qsort(cs.c, cs.n, sizeof *cs.c, s_cand_cmp);
+    s_out_t *out = calloc(cs.n, sizeof *out);
+    size_t nout = 0;
+    if (!out || farm_store_begin(v->store)) {
+        v->work_maybe = true;
+        goto done;
+    }
+    for (size_t i = 0; i < cs.n; i++) {
+        s_cand_t *c = &cs.c[i];
+        vent_worker_t *best = NULL;
+        int64_t bc = 0;
+        for (size_t k = 0; k < v->nworkers; k++) {
+            vent_worker_t *w = v->workers[k];
+            int64_t wc = s_credit(w);
+            if (wc > bc && s_offers(w, c->type))
+                best = w, bc = wc;
+        }
+        if (!best)
+            continue;
+        int64_t attempt;
+        int rc = farm_store_claim(v->store, c->id, best->id, &attempt);
+        if (rc == FARM_ECONFLICT)
+            continue;
+        if (rc)
+            break;
+        if (best->nsent == best->capsent) {
+            size_t cap = best->capsent ? best->capsent * 2 : 8;
+            vent_sent_t *p = realloc(best->sent, cap * sizeof *p);
+            if (!p)
+                break;
+            best->sent = p;
+            best->capsent = cap;
+        }
+        best->sent_seq++;
+        best->sent[best->nsent++] = (vent_sent_t){c->id, best->sent_seq};
+        farm_msg_task_t t = {.epoch = v->epoch, .seq = best->sent_seq, .id = c->id, .job = c->job,
+                             .type = {c->type, (uint32_t)strlen(c->type)}, .attempt = attempt,
+                             .timeout_ms = c->timeout_ms};
+        s_out_t *o = &out[nout++];
+        o->w = best;
+        msgpack_sbuffer_init(&o->b);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &o->b, msgpack_sbuffer_write);
+        farm_pack_task(&pk, &t, c->args, c->args_len);
+    }
+    if (farm_store_commit(v->store)) {
+        /* Nothing was leased: forget the sends and try again later. */
+        farm_store_rollback(v->store);
+        for (size_t i = 0; i < nout; i++) {
+            out[i].w->sent_seq--;
+            out[i].w->nsent--;
+            msgpack_sbuffer_destroy(&out[i].b);
+        }
+        nout = 0;
+        v->work_maybe = true;
+    }
+    for (size_t i = 0; i < nout; i++) {
+        s_send(v, out[i].w, &out[i].b);
+        msgpack_sbuffer_destroy(&out[i].b);
+    }
+    /* A full round may leave more to do. */
+    if (nout > 0)
+        v->work_maybe = true;
+done:
+    for (size_t i = 0; i < cs.n; i++)
+        free(cs.c[i].args);
+    free(cs.c);
+    free(out);
+}
+
+/* ---- periodic duties ------------------------------------------------------ */
+
+void vent_sched_tick(vent_t *v) {
+    int64_t mono = farm_mono_ms();
+    for (size_t i = 0; i < v->nworkers; i++) {
+        vent_worker_t *w = v->workers[i];
+        if (w->state == VENT_W_LOST || mono - w->last_seen_mono < v->lost_after_ms)
+            continue;
+        w->state = VENT_W_LOST;
+        w->welcomed = false;
+        w->free = 0;
+        w->nsent = 0;
+        farm_log(FARM_LOG_WARN, "vent", "event=worker_lost worker=%s silent_ms=%" PRId64, w->id,
+                 mono - w->last_seen_mono);
+        s_release_all(v, w, "worker lost");
+        s_publish_worker(v, w);
+    }
+    int64_t n = 0;
+    if (farm_store_promote_due(v->store, farm_now_ms(), &n) == 0 && n)
+        v->work_maybe = true;
+    /* Delayed tasks become due without any event: look again. */
+    v->work_maybe = true;
+}
+
+void vent_pack_stats(vent_t *v, msgpack_packer *pk, bool with_ok) {
+    int64_t counts[6] = {0}, jobs = 0, nw, slots, busy, c10, c60;
+    uint32_t hist[FARM_HIST_N];
+    (void)farm_store_counts(v->store, counts, &jobs);
+    vent_sched_capacity(v, &nw, &slots, &busy);
+    int64_t now_sec = farm_now_ms() / 1000;
+    /* The current second is still being filled; count the ten before it. */
+    if (farm_store_perf_read(v->store, now_sec - 1, &c10, &c60, hist))
+        c10 = c60 = 0;
+    msgpack_pack_map(pk, with_ok ? 10 : 9);
+    if (with_ok)
+        farm_pack_kv_bool(pk, "ok", true);
+    farm_pack_str(pk, "counts");
+    msgpack_pack_map(pk, 6);
+    for (int i = 0; i < 6; i++)
+        farm_pack_kv_int(pk, farm_state_name(i), counts[i]);
+    farm_pack_kv_int(pk, "jobs", jobs);
+    farm_pack_kv_int(pk, "workers", nw);
+    farm_pack_kv_int(pk, "slots", slots);
+    farm_pack_kv_int(pk, "busy", busy);
+    farm_pack_str(pk, "throughput");
+    msgpack_pack_map(pk, 2);
+    farm_pack_kv_double(pk, "10s", (double)c10 / 10.0);
+    farm_pack_kv_double(pk, "60s", (double)c60 / 60.0);
+    farm_pack_str(pk, "latency_ms");
+    msgpack_pack_map(pk, 2);
+    farm_pack_kv_int(pk, "p50", farm_hist_quantile(hist, 0.50));
+    farm_pack_kv_int(pk, "p99", farm_hist_quantile(hist, 0.99));
+    farm_pack_kv_int(pk, "uptime_s", (farm_mono_ms() - v->started_mono) / 1000);
+}

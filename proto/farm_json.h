@@ -21,7 +21,7 @@
 #include <stdio.h>
 
 /* Deepest nesting of arrays and objects the reader accepts. */
-#define FARM_JSON_MAX_DEPTH 64
+#define FARM_JSON_MAX_DEPTH 32 /* what msgpack-c (and so the farm) can unpack */
 
 /* Parse one JSON value from text[0..len) (RFC 8259; leading and trailing
  * whitespace allowed, anything else after the value is an error; text need
@@ -38,8 +38,10 @@
  *
  * Returns 0 on success. Returns FARM_EBADREQ for invalid JSON,
  * FARM_ETOOLARGE for nesting deeper than FARM_JSON_MAX_DEPTH (or a string
- * or container over MessagePack's 2^32-1 limit), and FARM_EINTERNAL if the
- * packer's write callback fails or memory runs out. On error, err (errlen
+ * or container over MessagePack's 2^32-1 limit), and FARM_EINTERNAL if pk
+ * is NULL, the packer's write callback fails or memory runs out. Note that
+ * msgpack-c's unpacker (msgpack_unpack_next) refuses more than 32 levels,
+ * so output deeper than that packs fine but cannot be unpacked by it. On error, err (errlen
  * bytes; may be NULL if errlen is 0) receives a NUL-terminated message
  * such as "invalid JSON at line 3 column 7: expected ':'" (lines and
  * columns count from 1, columns in characters); on success err is set to
@@ -62,10 +64,12 @@ int farm_json_to_msgpack(const char *text, size_t len, msgpack_packer *pk, char 
  * is not a str is written as its compact JSON text inside a string); ext ->
  * {"ext":type,"base64":"..."}.
  *
- * Returns 0, or -errno if writing to out fails (write errors or the
- * stream's error indicator, checked with ferror; -EIO if errno is unset).
- * The stream is not flushed: output still buffered in out can fail later,
- * so callers check fflush/fclose as usual. */
+ * Returns 0, or -errno if writing to out fails (-EIO if errno does not
+ * say why, or if ferror(out) is set afterwards), or -EINVAL if out or o is
+ * NULL. Output may be partial on failure. The stream is not flushed:
+ * output still buffered in out can fail later, so callers check
+ * fflush/fclose as usual. Recursion follows the depth of o (msgpack-c's
+ * own unpacker stops at 32 levels). */
 int farm_json_write(FILE *out, const msgpack_object *o, int indent);
 
 #endif

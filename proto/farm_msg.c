@@ -46,15 +46,100 @@ static const char *s_type_name(farm_type_t t) {
     return "a value";
 }
 
+/* Walk the encoded bytes without allocating: every length and element
+ * count must fit in the bytes that remain (each element takes at least one
+ * byte), and nesting must stay within what msgpack-c unpacks. msgpack-c
+ * allocates a container's declared size before reading it, so without this
+ * five bytes could ask for gigabytes. Returns 0 or an error code with e set. */
+#define FARM_MSG_MAX_DEPTH 32
+static int s_prescan(const unsigned char *p, size_t len, farm_error_t *e) {
+    uint64_t left[FARM_MSG_MAX_DEPTH + 1]; /* items still to read per level */
+    int depth = 0;
+    size_t i = 0;
+    left[0] = 1;
+    while (depth >= 0) {
+        if (left[depth] == 0) {
+            depth--;
+            continue;
+        }
+        left[depth]--;
+        if (i >= len)
+            return farm_error_set(e, FARM_EBADREQ, NULL, "not MessagePack: truncated");
+        unsigned char c = p[i++];
+        uint64_t n = 0, skip = 0, items = 0;
+        size_t w = 0; /* bytes of a big-endian length that follows */
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+            continue;
+        if (c >= 0x80 && c <= 0x8f)
+            items = (uint64_t)(c & 0x0f) * 2;
+        else if (c >= 0x90 && c <= 0x9f)
+            items = c & 0x0f;
+        else if (c >= 0xa0 && c <= 0xbf)
+            skip = c & 0x1f;
+        else
+            switch (c) {
+            case 0xc4: case 0xd9: w = 1; break;           /* bin8, str8 */
+            case 0xc5: case 0xda: w = 2; break;           /* bin16, str16 */
+            case 0xc6: case 0xdb: w = 4; break;           /* bin32, str32 */
+            case 0xc7: w = 1; skip = 1; break;            /* ext8: + type byte */
+            case 0xc8: w = 2; skip = 1; break;
+            case 0xc9: w = 4; skip = 1; break;
+            case 0xca: skip = 4; break;
+            case 0xcb: skip = 8; break;
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xce: case 0xd2: skip = 4; break;
+            case 0xcf: case 0xd3: skip = 8; break;
+            case 0xd4: skip = 2; break;
+            case 0xd5: skip = 3; break;
+            case 0xd6: skip = 5; break;
+            case 0xd7: skip = 9; break;
+            case 0xd8: skip = 17; break;
+            case 0xdc: case 0xde: w = 2; break;           /* array16, map16 */
+            case 0xdd: case 0xdf: w = 4; break;           /* array32, map32 */
+            default: return farm_error_set(e, FARM_EBADREQ, NULL, "not MessagePack: byte 0x%02x at %zu", c, i - 1);
+            }
+        if (w) {
+            if (len - i < w)
+                return farm_error_set(e, FARM_EBADREQ, NULL, "not MessagePack: truncated");
+            for (size_t k = 0; k < w; k++)
+                n = n << 8 | p[i++];
+            if (c == 0xdc || c == 0xdd)
+                items = n;
+            else if (c == 0xde || c == 0xdf)
+                items = n * 2;
+            else
+                skip += n;
+        }
+        if (skip) {
+            if (len - i < skip)
+                return farm_error_set(e, FARM_EBADREQ, NULL, "not MessagePack: a value runs past the end");
+            i += skip;
+        } else if (items) {
+            if (items > len - i)
+                return farm_error_set(e, FARM_EBADREQ, NULL,
+                                      "not MessagePack: a container declares %llu entries in %zu bytes",
+                                      (unsigned long long)items, len - i);
+            if (depth == FARM_MSG_MAX_DEPTH)
+                return farm_error_set(e, FARM_EBADREQ, NULL, "nested deeper than %d levels", FARM_MSG_MAX_DEPTH);
+            left[++depth] = items;
+        }
+    }
+    if (i != len)
+        return farm_error_set(e, FARM_EBADREQ, NULL, "trailing bytes after the MessagePack value");
+    return 0;
+}
+
 int farm_msg_unpack(const void *buf, size_t len, msgpack_zone *z, msgpack_object *obj, farm_error_t *e) {
+    int rc = s_prescan((const unsigned char *)buf, len, e);
+    if (rc)
+        return rc;
     size_t off = 0;
     msgpack_unpack_return r = msgpack_unpack((const char *)buf, len, &off, z, obj);
     if (r == MSGPACK_UNPACK_SUCCESS && off == len)
         return 0;
-    if (r == MSGPACK_UNPACK_EXTRA_BYTES || (r == MSGPACK_UNPACK_SUCCESS && off != len))
-        return farm_error_set(e, FARM_EBADREQ, NULL, "trailing bytes after the MessagePack value");
     if (r == MSGPACK_UNPACK_NOMEM_ERROR)
-        return farm_error_set(e, FARM_ETOOLARGE, NULL, "message too large to decode");
+        return farm_error_set(e, FARM_EINTERNAL, NULL, "out of memory decoding the message");
     return farm_error_set(e, FARM_EBADREQ, NULL, "not MessagePack");
 }
 
@@ -158,7 +243,7 @@ static int s_field(const farm_field_t *f, const msgpack_object *v, void *out, co
 int farm_msg_decode(const farm_field_t *fields, size_t n, const msgpack_object *o, void *out,
                     uint64_t *present, const char *prefix, farm_error_t *e) {
     char path[128];
-    uint64_t seen = 0;
+    uint64_t seen = 0, met = 0; /* met: keys found, nil or not; seen: non-nil */
     if (o->type != MSGPACK_OBJECT_MAP)
         return farm_error_set(e, FARM_EBADREQ, prefix && *prefix ? prefix : NULL, "%s must be a map",
                               prefix && *prefix ? prefix : "the message");
@@ -184,8 +269,9 @@ int farm_msg_decode(const farm_field_t *fields, size_t n, const msgpack_object *
             if (key->via.str.size != nl || memcmp(key->via.str.ptr, fields[i].name, nl) != 0)
                 continue;
             s_path(path, sizeof path, prefix, fields[i].name);
-            if (seen & (1ull << i))
+            if (met & (1ull << i))
                 return farm_error_set(e, FARM_EBADREQ, path, "%s appears twice", path);
+            met |= 1ull << i;
             if (val->type == MSGPACK_OBJECT_NIL)
                 break; /* nil is absent */
             int rc = s_field(&fields[i], val, out, path, e);

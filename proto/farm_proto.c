@@ -135,7 +135,7 @@ int farm_req_task_decode(const msgpack_object *o, farm_req_task_t *r, uint64_t *
         return rc;
     if (!farm_type_valid(r->type)) {
         char path[128];
-        snprintf(path, sizeof path, "%s.type", prefix);
+        snprintf(path, sizeof path, "%s%stype", prefix ? prefix : "", prefix && *prefix ? "." : "");
         return farm_error_set(e, FARM_EBADREQ, path, "%s must be 1-64 bytes of [a-z0-9_.-]", path);
     }
     return 0;

@@ -83,7 +83,7 @@ void vent_flush_events(vent_t *v) {
 /* ---- workers --------------------------------------------------------------- */
 
 void vent_pack_worker(msgpack_packer *pk, const vent_worker_t *w) {
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 10);
     farm_pack_kv_str(pk, "id", w->id);
     farm_pack_kv_str(pk, "host", w->host);
     farm_pack_kv_int(pk, "pid", w->pid);
@@ -574,7 +574,7 @@ void vent_pack_stats(vent_t *v, msgpack_packer *pk, bool with_ok) {
     /* The current second is still being filled; count the ten before it. */
     if (farm_store_perf_read(v->store, now_sec - 1, &c10, &c60, hist))
         c10 = c60 = 0;
-    msgpack_pack_map(pk, with_ok ? 10 : 9);
+    msgpack_pack_map(pk, with_ok ? 9 : 8);
     if (with_ok)
         farm_pack_kv_bool(pk, "ok", true);
     farm_pack_str(pk, "counts");

@@ -7,6 +7,7 @@
 #include "farm_state.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -53,6 +54,10 @@ static const char *s_schema =
     "CREATE TABLE IF NOT EXISTS attempts(task INTEGER NOT NULL, attempt INTEGER NOT NULL, worker TEXT,"
     " started_ms INTEGER, finished_ms INTEGER, error TEXT, PRIMARY KEY (task, attempt)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS perf(sec INTEGER PRIMARY KEY, completed INTEGER NOT NULL, hist BLOB);"
+    /* Records a task's first successful result brought (ingest): one row per record, its index in the
+     * task's input and its MessagePack bytes. The key makes a second store of a record a no-op. */
+    "CREATE TABLE IF NOT EXISTS records(task INTEGER NOT NULL, idx INTEGER NOT NULL, data BLOB NOT NULL,"
+    " PRIMARY KEY (task, idx)) WITHOUT ROWID;"
     /* One trigger keeps a job's counters and progress and the farm's totals. */
     "CREATE TRIGGER IF NOT EXISTS tasks_counts AFTER UPDATE OF state, progress ON tasks"
     " WHEN OLD.state != NEW.state OR OLD.progress != NEW.progress BEGIN"
@@ -124,6 +129,7 @@ static const char *s_schema =
     XX(NEXT_RETRY, "SELECT min(due_ms) FROM tasks WHERE state = 2")                                            \
     XX(NEXT_DELAYED, "SELECT min(due_ms) FROM tasks WHERE state = 0 AND worker IS NULL AND due_ms > ?1")        \
     XX(PENDING, "SELECT n0 FROM totals WHERE id = 1")                                                          \
+    XX(LEASE_HOLDERS, "SELECT DISTINCT worker FROM tasks WHERE worker IS NOT NULL AND state IN (0, 1)")       \
     XX(WORKER_TASKS, "SELECT id, state FROM tasks WHERE worker = ?1 AND state IN (0, 1)")                      \
     XX(UNLEASE, "UPDATE tasks SET worker = NULL, attempts = max(attempts - 1, 0) WHERE id = ?1")               \
     XX(STARTED, "UPDATE tasks SET state = 1, started_ms = ?4, worker = ?3, progress = 0, message = NULL"       \
@@ -150,6 +156,9 @@ static const char *s_schema =
     XX(PERF_GET, "SELECT hist FROM perf WHERE sec = ?1")                                                       \
     XX(PERF_READ, "SELECT sec, completed, hist FROM perf WHERE sec > ?1 - 60 AND sec <= ?1")                    \
     XX(PERF_PRUNE, "DELETE FROM perf WHERE sec < ?1 - 3600")                                                    \
+    XX(RECORD_PUT, "INSERT OR IGNORE INTO records(task, idx, data) VALUES (?1, ?2, ?3)")                        \
+    XX(RECORDS_GET, "SELECT idx, data FROM records WHERE task = ?1 ORDER BY idx")                                \
+    XX(DEL_RECORDS, "DELETE FROM records WHERE task IN (SELECT id FROM tasks WHERE job = ?1)")                  \
     XX(CHECK, "PRAGMA integrity_check")
 
 enum {
@@ -842,8 +851,8 @@ int farm_store_delete_job(farm_store_t *s, int64_t job, int64_t *n) {
         farm_store_rollback(s);
         return FARM_ECONFLICT;
     }
-    static const int dels[] = {ST_DEL_RESULTS, ST_DEL_ATTEMPTS, ST_DEL_TASKS, ST_DEL_JOB};
-    for (size_t i = 0; i < 4 && !rc; i++) {
+    static const int dels[] = {ST_DEL_RECORDS, ST_DEL_RESULTS, ST_DEL_ATTEMPTS, ST_DEL_TASKS, ST_DEL_JOB};
+    for (size_t i = 0; i < sizeof dels / sizeof dels[0] && !rc; i++) {
         st = s_st(s, dels[i]);
         sqlite3_bind_int64(st, 1, job);
         rc = s_exec(s, st, "delete_job");
@@ -1026,7 +1035,8 @@ static int s_attempt_end(farm_store_t *s, int64_t id, int64_t attempt, const cha
     return s_exec(s, st, "attempt_end");
 }
 
-int farm_store_release(farm_store_t *s, int64_t task, const char *worker, const char *reason, int64_t now) {
+int farm_store_release(farm_store_t *s, int64_t task, const char *worker, const char *reason, bool maybe_started,
+                       int64_t now) {
     s_task_t t;
     int rc = s_task_get(s, task, &t);
     if (rc == FARM_ENOTFOUND)
@@ -1035,7 +1045,7 @@ int farm_store_release(farm_store_t *s, int64_t task, const char *worker, const 
         return rc;
     if (strcmp(t.worker, worker) != 0 || farm_state_final(t.state))
         return 0; /* moved on meanwhile */
-    if (t.state == FARM_TASK_PENDING) {
+    if (t.state == FARM_TASK_PENDING && (!maybe_started || t.cancel_req)) {
         /* Dispatched, never started: the attempt did not happen. */
         sqlite3_stmt *st = s_st(s, t.cancel_req ? ST_SET_CANCELLED : ST_UNLEASE);
         sqlite3_bind_int64(st, 1, task);
@@ -1061,8 +1071,20 @@ typedef struct {
 
 static void s_release_cb(void *ud, int64_t task, int state) {
     s_release_ctx_t *c = ud;
-    if (!c->rc && !(c->rc = farm_store_release(c->s, task, c->worker, c->reason, c->now)))
+    if (!c->rc && !(c->rc = farm_store_release(c->s, task, c->worker, c->reason, true, c->now)))
         c->n++;
+}
+
+int farm_store_lease_holders(farm_store_t *s, void (*fn)(void *ud, const char *worker), void *ud) {
+    sqlite3_stmt *st = s_st(s, ST_LEASE_HOLDERS);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *w = (const char *)sqlite3_column_text(st, 0);
+        if (w)
+            fn(ud, w);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : s_fail(s, "lease_holders");
 }
 
 int farm_store_release_worker(farm_store_t *s, const char *worker, const char *reason, int64_t now, int64_t *n) {
@@ -1193,6 +1215,31 @@ int farm_store_result(farm_store_t *s, const farm_result_in_t *r, int64_t now, f
         return rc;
     *outcome = FARM_RESULT_STORED;
     return 0;
+}
+
+/* ---- records -------------------------------------------------------- */
+
+int farm_store_records_put(farm_store_t *s, int64_t task, int64_t idx, const void *data, size_t len) {
+    if (task <= 0 || idx < 0 || !data || len == 0 || len > INT_MAX)
+        return FARM_EBADREQ;
+    sqlite3_stmt *st = s_st(s, ST_RECORD_PUT);
+    sqlite3_bind_int64(st, 1, task);
+    sqlite3_bind_int64(st, 2, idx);
+    sqlite3_bind_blob(st, 3, data, (int)len, SQLITE_STATIC);
+    return s_exec(s, st, "record_put");
+}
+
+int farm_store_records_each(farm_store_t *s, int64_t task, farm_record_fn *fn, void *ud) {
+    sqlite3_stmt *st = s_st(s, ST_RECORDS_GET);
+    sqlite3_bind_int64(st, 1, task);
+    int rc = SQLITE_DONE, stop = 0;
+    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const void *d = sqlite3_column_blob(st, 1);
+        int n = sqlite3_column_bytes(st, 1);
+        stop = fn(ud, sqlite3_column_int64(st, 0), d ? d : "", (size_t)(n > 0 ? n : 0));
+    }
+    sqlite3_reset(st);
+    return stop || rc == SQLITE_DONE ? 0 : s_fail(s, "records_get");
 }
 
 /* ---- performance -------------------------------------------------------- */

@@ -176,10 +176,16 @@ int64_t farm_store_pending(farm_store_t *s);
 typedef void(farm_held_fn)(void *ud, int64_t task, int state);
 /* Tasks the database says worker holds (dispatched or running). */
 int farm_store_worker_tasks(farm_store_t *s, const char *worker, farm_held_fn *fn, void *ud);
-/* The worker no longer holds task: a dispatched task goes back to pending
- * (the attempt did not start); a running one fails its attempt with
- * reason. Inside a transaction. */
-int farm_store_release(farm_store_t *s, int64_t task, const char *worker, const char *reason, int64_t now);
+/* The worker no longer holds task. A running task fails its attempt with
+ * reason. A dispatched one (no start report) goes back to pending without
+ * counting an attempt when `maybe_started` is false (a live worker says it
+ * does not hold it); when true (the worker was lost, its start report may
+ * have died with it) the attempt counts, so a task that kills every worker
+ * it reaches still ends failed. Inside a transaction. */
+int farm_store_release(farm_store_t *s, int64_t task, const char *worker, const char *reason, bool maybe_started,
+                       int64_t now);
+/* Every worker that holds a task (dispatched or running). */
+int farm_store_lease_holders(farm_store_t *s, void (*fn)(void *ud, const char *worker), void *ud);
 /* Release every task worker holds (it was lost). *n released. */
 int farm_store_release_worker(farm_store_t *s, const char *worker, const char *reason, int64_t now, int64_t *n);
 
@@ -191,6 +197,22 @@ int farm_store_progress(farm_store_t *s, int64_t task, int64_t attempt, int pct,
  * gets the task's creation time when it completed now, else 0. */
 int farm_store_result(farm_store_t *s, const farm_result_in_t *r, int64_t now, farm_result_outcome_t *outcome,
                       int64_t *created_ms);
+
+/* ---- records (ingest) --------------------------------------------------- */
+
+/* Store record idx (>= 0) of task: len > 0 bytes of MessagePack, copied.
+ * A record already stored under (task, idx) is kept and this one ignored,
+ * so storing twice is harmless. Inside a transaction (the sink calls it in
+ * the one that stored the task's first successful result). Returns 0,
+ * FARM_EBADREQ for a bad argument or FARM_ESTORE. */
+int farm_store_records_put(farm_store_t *s, int64_t task, int64_t idx, const void *data, size_t len);
+
+/* Called per stored record of a task, in idx order; data is borrowed for
+ * the call. Return non-zero to stop. */
+typedef int(farm_record_fn)(void *ud, int64_t idx, const void *data, size_t len);
+/* The stored records of task. Returns 0 (also when there are none or fn
+ * stopped) or FARM_ESTORE. */
+int farm_store_records_each(farm_store_t *s, int64_t task, farm_record_fn *fn, void *ud);
 
 /* ---- performance figures -------------------------------------------- */
 

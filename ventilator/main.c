@@ -216,6 +216,7 @@ int main(int argc, char **argv) {
     farm_store_on_change(v.store, vent_on_change, &v);
     if (farm_store_set_backoff(v.store, &o.backoff))
         goto out;
+    vent_sched_restore(&v);
     front = farm_sock_new(ctx, ZMQ_REP, 1000, 0);
     v.dispatch = farm_sock_new(ctx, ZMQ_ROUTER, 10000, 0);
     v.report = farm_sock_new(ctx, ZMQ_PUSH, 10000, 0);

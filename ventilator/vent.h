@@ -31,6 +31,7 @@ typedef enum { VENT_W_ALIVE, VENT_W_DRAINING, VENT_W_LOST } vent_wstate_t;
 typedef struct {
     int64_t task; /* task id */
     int64_t seq;  /* its sequence number */
+    int64_t mono; /* when it was sent (monotonic ms) */
 } vent_sent_t;
 
 typedef struct {
@@ -45,6 +46,7 @@ typedef struct {
     int64_t acked_seq;             /* last seq it confirmed in this epoch */
     int64_t sent_seq;              /* last seq sent in this epoch */
     bool welcomed;                 /* it speaks our epoch */
+    bool restored;                 /* known only from leases in the database (we restarted) */
     vent_wstate_t state;           /* alive, draining or lost */
     int64_t last_seen_ms;          /* wall time of its last message */
     int64_t last_seen_mono;        /* monotonic time of the same */
@@ -99,6 +101,9 @@ void vent_on_change(void *v, const farm_change_t *c);
 /* Send the queued task events and a message on topic to the sink. */
 void vent_flush_events(vent_t *v);
 void vent_publish(vent_t *v, const char *topic, const msgpack_sbuffer *body);
+/* After a restart: every worker the database says holds tasks is
+ * expected back; one that does not return within lost_after_ms is lost. */
+void vent_sched_restore(vent_t *v);
 /* Free every worker. */
 void vent_sched_destroy(vent_t *v);
 

@@ -139,6 +139,25 @@ static vent_worker_t *s_by_id(vent_t *v, const char *id) {
     return NULL;
 }
 
+/* A new worker entry named id (alive, not yet welcomed), or NULL. */
+static vent_worker_t *s_add(vent_t *v, const char *id) {
+    if (v->nworkers == v->capworkers) {
+        size_t cap = v->capworkers ? v->capworkers * 2 : 16;
+        vent_worker_t **p = realloc(v->workers, cap * sizeof *p);
+        if (!p)
+            return NULL;
+        v->workers = p;
+        v->capworkers = cap;
+    }
+    vent_worker_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    snprintf(w->id, sizeof w->id, "%s", id);
+    w->state = VENT_W_ALIVE;
+    v->workers[v->nworkers++] = w;
+    return w;
+}
+
 static int64_t s_credit(const vent_worker_t *w) {
     if (w->state != VENT_W_ALIVE || !w->welcomed)
         return 0;
@@ -150,7 +169,7 @@ void vent_sched_capacity(const vent_t *v, int64_t *workers, int64_t *slots, int6
     *workers = *slots = *busy = 0;
     for (size_t i = 0; i < v->nworkers; i++) {
         const vent_worker_t *w = v->workers[i];
-        if (w->state == VENT_W_LOST)
+        if (w->state == VENT_W_LOST || w->restored)
             continue;
         (*workers)++;
         *slots += w->slots;
@@ -255,7 +274,8 @@ static void s_reconcile_cb(void *ud, int64_t task, int state) {
     for (size_t i = 0; i < c->w->nsent; i++)
         if (c->w->sent[i].task == task)
             return; /* sent after what it confirmed: still on its way */
-    (void)farm_store_release(c->v->store, task, c->w->id, "the worker no longer holds the task", farm_now_ms());
+    (void)farm_store_release(c->v->store, task, c->w->id, "the worker no longer holds the task", false,
+                             farm_now_ms());
 }
 
 /* Tasks leased to w in the database that w does not hold go back. */
@@ -298,26 +318,17 @@ void vent_sched_on_worker(vent_t *v, const void *rid, size_t rid_len, const void
         char id[201];
         farm_str_copy(id, sizeof id, m.id);
         w = s_by_id(v, id);
-        if (w) {
+        if (w && w->restored) {
+            /* A worker that held tasks before we restarted: it still does. */
+            w->restored = false;
+        } else if (w) {
             /* Same name, new process: whatever the old one held is gone. */
             if (w->state != VENT_W_LOST)
                 farm_log(FARM_LOG_WARN, "vent", "event=worker_replaced worker=%s", id);
             s_release_all(v, w, "the worker restarted");
             w->nsent = 0;
-        } else {
-            if (v->nworkers == v->capworkers) {
-                size_t cap = v->capworkers ? v->capworkers * 2 : 16;
-                vent_worker_t **p = realloc(v->workers, cap * sizeof *p);
-                if (!p)
-                    goto out;
-                v->workers = p;
-                v->capworkers = cap;
-            }
-            w = calloc(1, sizeof *w);
-            if (!w)
-                goto out;
-            snprintf(w->id, sizeof w->id, "%s", id);
-            v->workers[v->nworkers++] = w;
+        } else if (!(w = s_add(v, id))) {
+            goto out;
         }
         memcpy(w->routing, rid, rid_len);
         w->routing_len = rid_len;
@@ -505,7 +516,7 @@ void vent_sched_dispatch(vent_t *v) {
             best->capsent = cap;
         }
         best->sent_seq++;
-        best->sent[best->nsent++] = (vent_sent_t){c->id, best->sent_seq};
+        best->sent[best->nsent++] = (vent_sent_t){c->id, best->sent_seq, farm_mono_ms()};
         farm_msg_task_t t = {.epoch = v->epoch, .seq = best->sent_seq, .id = c->id, .job = c->job,
                              .type = {c->type, (uint32_t)strlen(c->type)}, .attempt = attempt,
                              .timeout_ms = c->timeout_ms};
@@ -543,10 +554,23 @@ done:
 
 /* ---- periodic duties ------------------------------------------------------ */
 
+/* Sends a worker has not confirmed for this long were lost on the way
+ * (a reconnect drops what was queued for the old connection). */
+#define VENT_SEND_LOST_MS 5000
+
 void vent_sched_tick(vent_t *v) {
     int64_t mono = farm_mono_ms();
     for (size_t i = 0; i < v->nworkers; i++) {
         vent_worker_t *w = v->workers[i];
+        if (w->welcomed && w->state != VENT_W_LOST && w->nsent > 0 && mono - w->sent[0].mono > VENT_SEND_LOST_MS &&
+            mono - w->last_seen_mono < 2000) {
+            /* It is alive but never got our last sends: start the sequence
+             * again; its next heartbeat releases what it does not hold. */
+            farm_log(FARM_LOG_WARN, "vent", "event=resync worker=%s unconfirmed=%zu", w->id, w->nsent);
+            w->welcomed = false;
+            w->nsent = 0;
+            s_welcome(v, w);
+        }
         if (w->state == VENT_W_LOST || mono - w->last_seen_mono < v->lost_after_ms)
             continue;
         w->state = VENT_W_LOST;
@@ -595,3 +619,18 @@ void vent_pack_stats(vent_t *v, msgpack_packer *pk, bool with_ok) {
     farm_pack_kv_int(pk, "p99", farm_hist_quantile(hist, 0.99));
     farm_pack_kv_int(pk, "uptime_s", (farm_mono_ms() - v->started_mono) / 1000);
 }
+
+static void s_restore_cb(void *ud, const char *worker) {
+    vent_t *v = ud;
+    if (s_by_id(v, worker))
+        return;
+    vent_worker_t *w = s_add(v, worker);
+    if (!w)
+        return;
+    w->restored = true;
+    w->last_seen_ms = farm_now_ms();
+    w->last_seen_mono = farm_mono_ms();
+    farm_log(FARM_LOG_INFO, "vent", "event=worker_expected worker=%s", worker);
+}
+
+void vent_sched_restore(vent_t *v) { (void)farm_store_lease_holders(v->store, s_restore_cb, v); }

@@ -318,7 +318,7 @@ static void test_cancel(void **state) {
     assert_state(f, ids[1], "cancelled");
     /* The dispatched one ends cancelled when its worker lets it go. */
     assert_int_equal(farm_store_begin(f->s), 0);
-    assert_int_equal(farm_store_release(f->s, ids[2], "w1", "gone", 3500), 0);
+    assert_int_equal(farm_store_release(f->s, ids[2], "w1", "gone", true, 3500), 0);
     assert_int_equal(farm_store_commit(f->s), 0);
     assert_state(f, ids[2], "cancelled");
     counts(f, (int64_t[]){0, 0, 0, 0, 0, 3});
@@ -331,8 +331,8 @@ static void test_cancel(void **state) {
 
 static void test_release_lost_worker(void **state) {
     fx_t *f = *state;
-    int64_t ids[2], n;
-    submit(f, "noop", 2, NULL, 0, 1, NULL, ids);
+    int64_t ids[3], n;
+    submit(f, "noop", 3, NULL, 0, 1, NULL, ids);
     claim(f, ids[0], "w1");
     start(f, ids[0], 1, "w1");
     claim(f, ids[1], "w1");
@@ -340,13 +340,21 @@ static void test_release_lost_worker(void **state) {
     assert_int_equal(n, 2);
     /* Running, one attempt allowed: the attempt counts, it fails. */
     assert_state(f, ids[0], "failed");
-    /* Dispatched, never started: back to pending, the attempt did not happen. */
+    /* Dispatched with no start report: it may have started (and killed the
+     * worker) before its report got out, so the attempt counts too. */
+    assert_state(f, ids[1], "failed");
+    /* A live worker that says it does not hold a dispatched task never
+     * started it: back to pending, no attempt spent. */
+    claim(f, ids[2], "w2");
+    assert_int_equal(farm_store_begin(f->s), 0);
+    assert_int_equal(farm_store_release(f->s, ids[2], "w2", "not held", false, 3000), 0);
+    assert_int_equal(farm_store_commit(f->s), 0);
     int64_t attempts;
     char st[16];
-    task_state(f, ids[1], st, &attempts);
+    task_state(f, ids[2], st, &attempts);
     assert_string_equal(st, "pending");
     assert_int_equal(attempts, 0);
-    assert_int_equal(claim(f, ids[1], "w2"), 1);
+    assert_int_equal(claim(f, ids[2], "w3"), 1);
 }
 
 static void test_delete(void **state) {

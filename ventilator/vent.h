@@ -47,6 +47,7 @@ typedef struct {
     int64_t sent_seq;              /* last seq sent in this epoch */
     bool welcomed;                 /* it speaks our epoch */
     bool restored;                 /* known only from leases in the database (we restarted) */
+    int64_t welcome_mono;          /* when we last asked it to start our sequence */
     vent_wstate_t state;           /* alive, draining or lost */
     int64_t last_seen_ms;          /* wall time of its last message */
     int64_t last_seen_mono;        /* monotonic time of the same */

@@ -198,7 +198,8 @@ static void s_send(vent_t *v, const vent_worker_t *w, const msgpack_sbuffer *b) 
         farm_log(FARM_LOG_WARN, "vent", "op=send worker=%s err=\"%s\"", w->id, zmq_strerror(errno));
 }
 
-static void s_welcome(vent_t *v, const vent_worker_t *w) {
+static void s_welcome(vent_t *v, vent_worker_t *w) {
+    w->welcome_mono = farm_mono_ms();
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
@@ -341,20 +342,23 @@ void vent_sched_on_worker(vent_t *v, const void *rid, size_t rid_len, const void
     vent_wstate_t before = w->state;
     w->last_seen_ms = farm_now_ms();
     w->last_seen_mono = farm_mono_ms();
-    if (m.epoch != v->epoch) {
+    if (m.epoch != v->epoch)
         w->welcomed = false;
-        s_welcome(v, w);
-    } else {
-        if (!w->welcomed) {
+    if (!w->welcomed) {
+        /* Credit counts only once the worker numbers our sends from zero:
+         * it says so with our epoch and sequence 0. Until then, ask again. */
+        if (m.epoch == v->epoch && m.seq == 0) {
             w->welcomed = true;
             w->sent_seq = w->acked_seq = 0;
             w->nsent = 0;
-        }
-        if (m.seq >= w->acked_seq && m.seq <= w->sent_seq) {
-            w->acked_seq = m.seq;
             w->free = m.free;
-            s_prune_sent(w);
+        } else if (w->last_seen_mono - w->welcome_mono >= 500) {
+            s_welcome(v, w);
         }
+    } else if (m.seq >= w->acked_seq && m.seq <= w->sent_seq) {
+        w->acked_seq = m.seq;
+        w->free = m.free;
+        s_prune_sent(w);
     }
     if (hb) {
         farm_str_copy(w->host, sizeof w->host, m.host);

@@ -144,21 +144,9 @@ void h_free(h_t **hp) {
     *hp = NULL;
 }
 
+static int s_spawn(h_t *h, const char *name, const char *const *argv, bool path);
+
 static int s_startv(h_t *h, const char *prog, const char *name, const char *const *pre, size_t npre, va_list ap) {
-    assert_true(h->nprocs < H_MAX_PROCS);
-    int slot = -1;
-    for (int i = 0; i < h->nprocs; i++)
-        if (!h->procs[i].pid && strcmp(h->procs[i].name, name) == 0)
-            slot = i; /* a restart reuses its slot and appends to its log */
-    if (slot < 0)
-        slot = h->nprocs++;
-    h_proc_t *p = &h->procs[slot];
-    char label[64];
-    snprintf(label, sizeof label, "%s", name); /* name may be p->name itself */
-    memcpy(p->name, label, sizeof label);
-    char log[sizeof p->log];
-    snprintf(log, sizeof log, "%s/%s.log", h->dir, label);
-    memcpy(p->log, log, sizeof log);
     const char *argv[64];
     size_t n = 0;
     static char bin[512];
@@ -174,6 +162,26 @@ static int s_startv(h_t *h, const char *prog, const char *name, const char *cons
     while ((a = va_arg(ap, const char *)) && n < 62)
         argv[n++] = a;
     argv[n] = NULL;
+    return s_spawn(h, name, argv, false);
+}
+
+int h_start_cmd(h_t *h, const char *name, const char *const *argv) { return s_spawn(h, name, argv, true); }
+
+static int s_spawn(h_t *h, const char *name, const char *const *argv, bool path) {
+    assert_true(h->nprocs < H_MAX_PROCS);
+    int slot = -1;
+    for (int i = 0; i < h->nprocs; i++)
+        if (!h->procs[i].pid && strcmp(h->procs[i].name, name) == 0)
+            slot = i; /* a restart reuses its slot and appends to its log */
+    if (slot < 0)
+        slot = h->nprocs++;
+    h_proc_t *p = &h->procs[slot];
+    char label[64];
+    snprintf(label, sizeof label, "%s", name); /* name may be p->name itself */
+    memcpy(p->name, label, sizeof label);
+    char log[sizeof p->log];
+    snprintf(log, sizeof log, "%s/%s.log", h->dir, label);
+    memcpy(p->log, log, sizeof log);
     pid_t parent = getpid();
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -190,7 +198,10 @@ static int s_startv(h_t *h, const char *prog, const char *name, const char *cons
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        execv(bin, (char *const *)argv);
+        if (path)
+            execvp(argv[0], (char *const *)argv);
+        else
+            execv(argv[0], (char *const *)argv);
         _exit(127);
     }
     p->pid = pid;

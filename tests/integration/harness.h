@@ -49,6 +49,9 @@ void h_free(h_t **h);
 /* Start a program of the build with the farm's four endpoint flags plus
  * the NULL-terminated extra args. name: log label. Returns its slot. */
 int h_start(h_t *h, const char *prog, const char *name, ...);
+/* Start a whole command line (argv NULL-terminated, argv[0] looked up in
+ * PATH), without the endpoint flags: for wrappers like `ip netns exec`. */
+int h_start_cmd(h_t *h, const char *name, const char *const *argv);
 int h_start_vent(h_t *h, ...);  /* farm-ventilator --db DB ... */
 int h_start_sink(h_t *h, ...);  /* farm-sink --db DB ... */
 int h_start_worker(h_t *h, const char *name, int slots, ...); /* farm-worker --name --slots ... */

@@ -89,11 +89,15 @@ int cli_wait(cli_t *cli, int64_t id, bool is_job, int64_t poll_ms, int64_t wait_
         char sname[40], detail[600], text[800];
         cli_fmt_text(sname, sizeof sname, state, 20);
         int64_t elapsed = farm_mono_ms() - start;
-        if (is_job)
+        if (is_job && farm_state_final(st))
             snprintf(detail, sizeof detail,
-                     "%" PRId64 " tasks: %" PRId64 " pending, %" PRId64 " running, %" PRId64 " retrying, %" PRId64
-                     " completed, %" PRId64 " failed, %" PRId64 " cancelled",
-                     total, c[FARM_TASK_PENDING], c[FARM_TASK_RUNNING], c[FARM_TASK_RETRYING],
+                     "%" PRId64 " task%s: %" PRId64 " completed, %" PRId64 " failed, %" PRId64 " cancelled", total,
+                     total == 1 ? "" : "s", c[FARM_TASK_COMPLETED], c[FARM_TASK_FAILED], c[FARM_TASK_CANCELLED]);
+        else if (is_job) /* the progress line: short, as in `farm jobs` */
+            snprintf(detail, sizeof detail,
+                     "%" PRId64 " task%s: pend %" PRId64 ", run %" PRId64 ", retry %" PRId64 ", done %" PRId64
+                     ", fail %" PRId64 ", canc %" PRId64,
+                     total, total == 1 ? "" : "s", c[FARM_TASK_PENDING], c[FARM_TASK_RUNNING], c[FARM_TASK_RETRYING],
                      c[FARM_TASK_COMPLETED], c[FARM_TASK_FAILED], c[FARM_TASK_CANCELLED]);
         else {
             char m[400];
@@ -117,8 +121,8 @@ int cli_wait(cli_t *cli, int64_t id, bool is_job, int64_t poll_ms, int64_t wait_
         if (line.on) {
             char age[32];
             cli_fmt_dur(age, sizeof age, elapsed);
-            snprintf(text, sizeof text, "%s %" PRId64 ": %s %" PRId64 "%%, %s  [%s]", noun, id, sname, prog, detail,
-                     age);
+            snprintf(text, sizeof text, "%s %" PRId64 ": %s %" PRId64 "%% [%s] %s", noun, id, sname, prog, age,
+                     detail);
             s_draw(&line, text);
         }
         if (wait_ms > 0 && elapsed >= wait_ms) {

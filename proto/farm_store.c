@@ -43,7 +43,8 @@ static const char *s_schema =
     " args BLOB, state INTEGER NOT NULL DEFAULT 0, priority INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
     " max_attempts INTEGER NOT NULL, timeout_ms INTEGER NOT NULL, due_ms INTEGER NOT NULL,"
     " progress INTEGER NOT NULL DEFAULT 0, message TEXT, worker TEXT, created_ms INTEGER NOT NULL,"
-    " started_ms INTEGER, finished_ms INTEGER, error TEXT, cancel_req INTEGER NOT NULL DEFAULT 0);"
+    " started_ms INTEGER, finished_ms INTEGER, error TEXT, cancel_req INTEGER NOT NULL DEFAULT 0,"
+    " attempt_base INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(type, priority DESC, id) WHERE state = 0 AND worker IS NULL;"
     "CREATE INDEX IF NOT EXISTS tasks_job ON tasks(job, id);"
     "CREATE INDEX IF NOT EXISTS tasks_worker ON tasks(worker) WHERE worker IS NOT NULL;"
@@ -105,13 +106,14 @@ static const char *s_schema =
                   " ORDER BY id LIMIT ?3")                                                                      \
     XX(TOTALS, "SELECT " STATE_COLS ", jobs FROM totals WHERE id = 1")                                          \
     XX(JOB_EXISTS, "SELECT 1 FROM jobs WHERE id = ?1")                                                          \
-    XX(TASK_STATE, "SELECT state, worker, attempts, max_attempts, cancel_req, job, created_ms, progress"       \
-                   " FROM tasks WHERE id = ?1")                                                                 \
+    XX(TASK_STATE, "SELECT state, worker, attempts, max_attempts, cancel_req, job, created_ms, progress,"      \
+                   " attempt_base FROM tasks WHERE id = ?1")                                                               \
     XX(JOB_TASKS_OPEN, "SELECT id FROM tasks WHERE job = ?1 AND state IN (0, 1, 2) ORDER BY id")               \
     XX(JOB_TASKS_DEAD, "SELECT id FROM tasks WHERE job = ?1 AND state IN (4, 5) ORDER BY id")                  \
     XX(SET_CANCELLED, "UPDATE tasks SET state = 5, finished_ms = ?2, worker = NULL WHERE id = ?1")             \
     XX(SET_CANCEL_REQ, "UPDATE tasks SET cancel_req = 1 WHERE id = ?1")                                        \
-    XX(SET_RETRY, "UPDATE tasks SET state = 0, attempts = 0, worker = NULL, due_ms = ?2, finished_ms = NULL,"  \
+    XX(SET_RETRY, "UPDATE tasks SET state = 0, attempt_base = attempts, worker = NULL, due_ms = ?2,"          \
+                  " finished_ms = NULL,"                                                                        \
                   " started_ms = NULL, cancel_req = 0, progress = 0, message = NULL WHERE id = ?1")            \
     XX(JOB_OPEN_COUNT, "SELECT n0 + n1 + n2, " STATE_COLS " FROM jobs WHERE id = ?1")                           \
     XX(DEL_RESULTS, "DELETE FROM results WHERE task IN (SELECT id FROM tasks WHERE job = ?1)")                  \
@@ -131,7 +133,7 @@ static const char *s_schema =
     XX(PENDING, "SELECT n0 FROM totals WHERE id = 1")                                                          \
     XX(LEASE_HOLDERS, "SELECT DISTINCT worker FROM tasks WHERE worker IS NOT NULL AND state IN (0, 1)")       \
     XX(WORKER_TASKS, "SELECT id, state FROM tasks WHERE worker = ?1 AND state IN (0, 1)")                      \
-    XX(UNLEASE, "UPDATE tasks SET worker = NULL, attempts = max(attempts - 1, 0) WHERE id = ?1")               \
+    XX(UNLEASE, "UPDATE tasks SET worker = NULL, attempts = max(attempts - 1, attempt_base) WHERE id = ?1")    \
     XX(STARTED, "UPDATE tasks SET state = 1, started_ms = ?4, worker = ?3, progress = 0, message = NULL"       \
                 " WHERE id = ?1 AND attempts = ?2 AND state = 0")                                               \
     XX(ATTEMPT_START, "INSERT INTO attempts(task, attempt, worker, started_ms) VALUES (?1, ?2, ?3, ?4)"         \
@@ -262,8 +264,17 @@ farm_store_t *farm_store_open(const char *path, bool sync_full, int *err) {
     char *msg = NULL;
     const char *pragmas = sync_full ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
                                     : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;";
-    if (sqlite3_exec(s->db, pragmas, NULL, NULL, &msg) != SQLITE_OK ||
-        sqlite3_exec(s->db, s_schema, NULL, NULL, &msg) != SQLITE_OK) {
+    /* Switching a new database to WAL answers SQLITE_BUSY at once, without
+     * the busy handler, while another process (the ventilator and the sink
+     * start together) opens it too: retry for as long as the busy timeout. */
+    int prc;
+    for (int tries = 0; (prc = sqlite3_exec(s->db, pragmas, NULL, NULL, &msg)) == SQLITE_BUSY && tries < 1000;
+         tries++) {
+        sqlite3_free(msg);
+        msg = NULL;
+        sqlite3_sleep(10);
+    }
+    if (prc != SQLITE_OK || sqlite3_exec(s->db, s_schema, NULL, NULL, &msg) != SQLITE_OK) {
         farm_log(FARM_LOG_ERROR, "store", "op=schema path=%s err=\"%s\"", path, msg ? msg : "?");
         sqlite3_free(msg);
         goto fail;
@@ -683,6 +694,7 @@ typedef struct {
     bool cancel_req;
     int64_t job, created_ms;
     int progress;
+    int64_t base;             /* attempts before the last retry: the budget counts from here */
 } s_task_t;
 
 static int s_task_get(farm_store_t *s, int64_t id, s_task_t *t) {
@@ -702,6 +714,7 @@ static int s_task_get(farm_store_t *s, int64_t id, s_task_t *t) {
     t->job = sqlite3_column_int64(st, 5);
     t->created_ms = sqlite3_column_int64(st, 6);
     t->progress = sqlite3_column_int(st, 7);
+    t->base = sqlite3_column_int64(st, 8);
     sqlite3_reset(st);
     return 0;
 }
@@ -997,7 +1010,7 @@ static int s_attempt_failed(farm_store_t *s, int64_t id, const s_task_t *t, cons
     int rc;
     if (cancelled || t->cancel_req) {
         rc = s_set_cancelled(s, id, t, now);
-    } else if (t->attempts >= t->max_attempts) {
+    } else if (t->attempts - t->base >= t->max_attempts) {
         st = s_st(s, ST_SET_FAILED);
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_int(st, 2, FARM_TASK_FAILED);

@@ -277,17 +277,27 @@ static void test_retry_then_dead_letter(void **state) {
     const msgpack_object *r = farm_msg_get(&o, "result");
     assert_non_null(r);
     assert_int_equal(r->type, MSGPACK_OBJECT_MAP);
-    msgpack_zone_destroy(&z);
-    msgpack_sbuffer_destroy(&b);
-    /* retry brings it back with a fresh budget. */
+    msgpack_zone_clear(&z);
+    /* retry brings it back with a fresh budget; attempt numbers go on, so
+     * the history keeps every attempt and no old report passes for a new one. */
     assert_int_equal(farm_store_retry(f->s, id, 0, 5000, &n), 0);
     assert_int_equal(n, 1);
     int64_t attempts;
     char st[16];
     task_state(f, id, st, &attempts);
     assert_string_equal(st, "pending");
-    assert_int_equal(attempts, 0);
-    /* A late success of the old attempt is accepted: the task had no result. */
+    assert_int_equal(attempts, 2);
+    assert_int_equal(claim(f, id, "w3"), 3);
+    start(f, id, 3, "w3");
+    assert_int_equal(report(f, id, 3, "w3", false, "boom 3", false), FARM_RESULT_STORED);
+    assert_state(f, id, "retrying"); /* the budget of 2 counts from the retry */
+    b.size = 0;
+    assert_int_equal(farm_store_pack_task(f->s, id, true, NULL, NULL, &pk), 0);
+    o = view(&b, &z);
+    assert_int_equal(farm_msg_get(&o, "history")->via.array.size, 3);
+    msgpack_zone_destroy(&z);
+    msgpack_sbuffer_destroy(&b);
+    /* A late success of an old attempt is accepted: the task had no result. */
     assert_int_equal(report(f, id, 2, "w2", true, NULL, false), FARM_RESULT_STORED);
     assert_state(f, id, "completed");
     /* Retrying a completed task is a conflict. */
@@ -368,6 +378,52 @@ static void test_delete(void **state) {
     counts(f, (int64_t[]){0, 0, 0, 0, 0, 0});
     assert_int_equal(farm_store_job_exists(f->s, job), FARM_ENOTFOUND);
     assert_int_equal(farm_store_delete_job(f->s, job, &n), FARM_ENOTFOUND);
+    assert_int_equal(farm_store_check(f->s), 0);
+}
+
+/* Records collected by records_each. */
+typedef struct {
+    int n;
+    int64_t idx[8];
+    char data[8][16];
+} recs_t;
+
+static int on_record(void *ud, int64_t idx, const void *data, size_t len) {
+    recs_t *r = ud;
+    if (r->n < 8) {
+        r->idx[r->n] = idx;
+        snprintf(r->data[r->n], sizeof r->data[0], "%.*s", (int)len, (const char *)data);
+    }
+    r->n++;
+    return 0;
+}
+
+static void test_records(void **state) {
+    fx_t *f = *state;
+    int64_t id, n;
+    int64_t job = submit(f, "ingest", 1, NULL, 0, 3, NULL, &id);
+    claim(f, id, "w1");
+    assert_int_equal(report(f, id, 1, "w1", true, NULL, false), FARM_RESULT_STORED);
+    assert_int_equal(farm_store_begin(f->s), 0);
+    assert_int_equal(farm_store_records_put(f->s, id, 0, "rec0", 4), 0);
+    assert_int_equal(farm_store_records_put(f->s, id, 5, "rec5", 4), 0);
+    /* A second store of a record is a no-op: the first bytes stay. */
+    assert_int_equal(farm_store_records_put(f->s, id, 0, "other", 5), 0);
+    assert_int_equal(farm_store_records_put(f->s, id, -1, "x", 1), FARM_EBADREQ);
+    assert_int_equal(farm_store_records_put(f->s, id, 1, "", 0), FARM_EBADREQ);
+    assert_int_equal(farm_store_commit(f->s), 0);
+    recs_t r = {0};
+    assert_int_equal(farm_store_records_each(f->s, id, on_record, &r), 0);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.idx[0], 0);
+    assert_string_equal(r.data[0], "rec0");
+    assert_int_equal(r.idx[1], 5);
+    assert_string_equal(r.data[1], "rec5");
+    /* Deleting the job deletes its records. */
+    assert_int_equal(farm_store_delete_job(f->s, job, &n), 0);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(farm_store_records_each(f->s, id, on_record, &r), 0);
+    assert_int_equal(r.n, 0);
     assert_int_equal(farm_store_check(f->s), 0);
 }
 
@@ -486,6 +542,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_lost_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),

@@ -5,6 +5,7 @@
 #include "farm_err.h"
 #include "farm_log.h"
 #include "farm_state.h"
+#include "farm_time.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -34,12 +35,12 @@ static const char *s_schema =
     " n3 INTEGER NOT NULL DEFAULT 0, n4 INTEGER NOT NULL DEFAULT 0, n5 INTEGER NOT NULL DEFAULT 0,"
     " jobs INTEGER NOT NULL DEFAULT 0);"
     "INSERT OR IGNORE INTO totals(id) VALUES (1);"
-    "CREATE TABLE IF NOT EXISTS jobs(id INTEGER PRIMARY KEY, name TEXT, key TEXT UNIQUE,"
+    "CREATE TABLE IF NOT EXISTS jobs(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, key TEXT UNIQUE,"
     " created_ms INTEGER NOT NULL, finished_ms INTEGER, total INTEGER NOT NULL DEFAULT 0,"
     " n0 INTEGER NOT NULL DEFAULT 0, n1 INTEGER NOT NULL DEFAULT 0, n2 INTEGER NOT NULL DEFAULT 0,"
     " n3 INTEGER NOT NULL DEFAULT 0, n4 INTEGER NOT NULL DEFAULT 0, n5 INTEGER NOT NULL DEFAULT 0,"
     " progress_sum INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE IF NOT EXISTS tasks(id INTEGER PRIMARY KEY, job INTEGER NOT NULL, type TEXT NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS tasks(id INTEGER PRIMARY KEY AUTOINCREMENT, job INTEGER NOT NULL, type TEXT NOT NULL,"
     " args BLOB, state INTEGER NOT NULL DEFAULT 0, priority INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
     " max_attempts INTEGER NOT NULL, timeout_ms INTEGER NOT NULL, due_ms INTEGER NOT NULL,"
     " progress INTEGER NOT NULL DEFAULT 0, message TEXT, worker TEXT, created_ms INTEGER NOT NULL,"
@@ -182,6 +183,7 @@ struct farm_store {
     farm_change_fn *on_change;     /* state change hook, or NULL */
     void *ud;                      /* its user data */
     unsigned rng;                  /* jitter of back-off */
+    int64_t busy_since;            /* when the current wait for the lock began (us) */
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -247,6 +249,20 @@ static void s_change(farm_store_t *s, int64_t id, int64_t job, int state, int pr
 
 /* ---- open / close ------------------------------------------------------- */
 
+#define STORE_BUSY_MAX_MS 10000
+
+/* Busy handler: keep trying for STORE_BUSY_MAX_MS, briefly sleeping. */
+static int s_busy(void *ud, int count) {
+    farm_store_t *s = ud;
+    if (count == 0)
+        s->busy_since = farm_mono_us();
+    if (farm_mono_us() - s->busy_since > STORE_BUSY_MAX_MS * 1000LL)
+        return 0;
+    struct timespec ts = {0, count < 20 ? 20000 : 200000}; /* 20 us, then 200 us */
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
 farm_store_t *farm_store_open(const char *path, bool sync_full, int *err) {
     farm_store_t *s = calloc(1, sizeof *s);
     if (!s) {
@@ -260,7 +276,10 @@ farm_store_t *farm_store_open(const char *path, bool sync_full, int *err) {
                  s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
         goto fail;
     }
-    sqlite3_busy_timeout(s->db, 10000);
+    /* SQLite's own busy handler sleeps 1, 2, 5, 10 ... ms between tries:
+     * with two writers (ventilator and sink) every collision would stall
+     * dispatch for milliseconds. Ours retries every 50 us up to 10 s. */
+    sqlite3_busy_handler(s->db, s_busy, s);
     char *msg = NULL;
     const char *pragmas = sync_full ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
                                     : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;";
@@ -298,8 +317,10 @@ void farm_store_close(farm_store_t **sp, bool checkpoint) {
     for (int i = 0; i < ST__COUNT; i++)
         sqlite3_finalize(s->st[i]);
     if (s->db) {
-        if (checkpoint &&
-            sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) != SQLITE_OK)
+        /* PASSIVE never waits on the other process; whichever of the two
+         * closes last checkpoints everything anyway (SQLite does that on
+         * the last close), so a clean stop leaves no WAL behind. */
+        if (checkpoint && sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) != SQLITE_OK)
             farm_log(FARM_LOG_WARN, "store", "op=checkpoint err=\"%s\"", sqlite3_errmsg(s->db));
         sqlite3_close(s->db);
     }
@@ -1227,6 +1248,9 @@ int farm_store_result(farm_store_t *s, const farm_result_in_t *r, int64_t now, f
     if ((rc = s_attempt_failed(s, r->task, &t, r->error ? r->error : "failed", r->cancelled, r->started_ms, fin)))
         return rc;
     *outcome = FARM_RESULT_STORED;
+    /* A dead letter is final too: it counts in the latency to a final state. */
+    if (created_ms && t.attempts - t.base >= t.max_attempts)
+        *created_ms = t.created_ms;
     return 0;
 }
 

@@ -194,7 +194,8 @@ int farm_store_release_worker(farm_store_t *s, const char *worker, const char *r
 int farm_store_started(farm_store_t *s, int64_t task, int64_t attempt, const char *worker, int64_t ms);
 int farm_store_progress(farm_store_t *s, int64_t task, int64_t attempt, int pct, farm_str_t msg, int64_t ms);
 /* Store a result. *outcome says what happened; *created_ms (may be NULL)
- * gets the task's creation time when it completed now, else 0. */
+ * gets the task's creation time when it became final now (completed, or
+ * failed with its attempts spent), else 0. */
 int farm_store_result(farm_store_t *s, const farm_result_in_t *r, int64_t now, farm_result_outcome_t *outcome,
                       int64_t *created_ms);
 

@@ -99,6 +99,8 @@ int main(int argc, char **argv) {
         return 1;
 
     int status = 1, err = 0;
+    zmq_msg_t m; /* one report at a time; closed at out */
+    zmq_msg_init(&m);
     sink_t s = {.sec = farm_now_ms() / 1000};
     msgpack_sbuffer_init(&s.events);
     void *ctx = zmq_ctx_new();
@@ -114,8 +116,6 @@ int main(int argc, char **argv) {
         goto out;
     farm_log(FARM_LOG_INFO, "sink", "event=start results=%s feed=%s db=%s", ep.results, ep.feed, db);
     int64_t next_jobs = farm_mono_ms();
-    zmq_msg_t m;
-    zmq_msg_init(&m);
     while (!farm_sock_stopping()) {
         zmq_pollitem_t items[] = {{s.pull, 0, ZMQ_POLLIN, 0}};
         int rc = zmq_poll(items, 1, 100);
@@ -123,7 +123,7 @@ int main(int argc, char **argv) {
             if (errno == EINTR)
                 continue;
             farm_log(FARM_LOG_ERROR, "sink", "op=poll err=\"%s\"", zmq_strerror(errno));
-            break;
+            goto out;
         }
         if (items[0].revents & ZMQ_POLLIN) {
             bool ok = farm_store_begin(s.store) == 0;
@@ -155,11 +155,11 @@ int main(int argc, char **argv) {
         }
         sink_perf_flush(&s, false);
     }
-    zmq_msg_close(&m);
     sink_perf_flush(&s, true);
     farm_log(FARM_LOG_INFO, "sink", "event=stop duplicates=%" PRId64, s.duplicates);
     status = 0;
 out:
+    zmq_msg_close(&m);
     if (s.pull)
         zmq_close(s.pull);
     if (s.pub)

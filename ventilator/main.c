@@ -223,7 +223,7 @@ int main(int argc, char **argv) {
     int one = 1;
     if (!front || !v.dispatch || !v.report ||
         zmq_setsockopt(v.dispatch, ZMQ_ROUTER_MANDATORY, &one, sizeof one) ||
-        farm_sock_maxmsg(front, o.limits.max_frame * 2) || farm_sock_maxmsg(v.dispatch, 1 << 20) ||
+        farm_sock_maxmsg(front, o.limits.max_frame * 2) || farm_sock_maxmsg(v.dispatch, 16 << 20) /* a heartbeat lists what a worker holds */ ||
         farm_sock_attach(front, o.ep.front, true) || farm_sock_attach(v.dispatch, o.ep.dispatch, true) ||
         farm_sock_attach(v.report, o.ep.results, false))
         goto out;

@@ -44,11 +44,16 @@ enum {
 /* The state of one invocation. */
 typedef struct {
     char server[FARM_EP_MAX]; /* front-door endpoint */
+    char feed[FARM_EP_MAX];   /* status feed from --feed/FARM_FEED; "" derives it */
     int64_t timeout_ms;       /* wait for one reply (per attempt) */
     int64_t retries;          /* lazy-pirate resends per request */
     bool json;                /* print replies as JSON, nothing else on stdout */
     bool tty;                 /* stdout is a terminal */
     const char *cmd;          /* name of the running command, for messages */
+    const char *curve_server; /* --curve-server KEY|FILE (else FARM_CURVE_SERVER), or NULL */
+    const char *curve_cert;   /* --curve-cert FILE (else FARM_CURVE_CERT), or NULL */
+    bool no_network;          /* the command never connects (keygen): CURVE is not set up */
+    const char *exit_help;    /* the command's own exit statuses for --help, or NULL */
     farm_client_t *client;    /* opened at the first request */
     bool bad_server;          /* libzmq refused the endpoint: a usage error */
     msgpack_zone zone;        /* holds the last reply's objects */
@@ -157,6 +162,30 @@ void cli_sleep_ms(int64_t ms);
 /* Close the connection and free the zone. */
 void cli_close(cli_t *cli);
 
+/* ---- the status feed (client_feed.c) ---------------------------------- */
+
+/* A SUB on the status feed, used as a hint of when to ask the front door. */
+typedef struct cli_feed_t cli_feed_t;
+
+/* The feed endpoint of this invocation into out: --feed/FARM_FEED, else
+ * the front door's host with port 5559 (tcp only); "" when there is none
+ * ("none" given, or an ipc front door). */
+void cli_feed_endpoint(const cli_t *cli, char out[FARM_EP_MAX]);
+
+/* Subscribe to the topic prefixes topics[0..n). Returns the caller's feed,
+ * or NULL when there is no feed (no endpoint, libzmq refused it: a note on
+ * stderr), in which case the caller polls. Never fatal. */
+cli_feed_t *cli_feed_open(const cli_t *cli, const char *const *topics, size_t n);
+
+/* Close; *f becomes NULL. Safe with NULL. */
+void cli_feed_close(cli_feed_t **f);
+
+/* Wait until the monotonic deadline (farm_mono_ms) for one message.
+ * Returns 1 with *topic and *body (a map) valid until the next call on f;
+ * 0 at the deadline, when a signal interrupted the wait, or after sleeping
+ * to the deadline when f is NULL. Malformed messages are skipped. */
+int cli_feed_next(cli_feed_t *f, int64_t deadline, const char **topic, const msgpack_object **body);
+
 /* ---- reading replies (client_print.c) --------------------------------- */
 
 /* A checking reader: the first wrong field is remembered and later reads
@@ -237,9 +266,14 @@ int cli_cmd_stats(cli_t *cli, int argc, char **argv);
 int cli_cmd_workers(cli_t *cli, int argc, char **argv);
 int cli_cmd_health(cli_t *cli, int argc, char **argv);
 int cli_cmd_wait(cli_t *cli, int argc, char **argv);
+int cli_cmd_keygen(cli_t *cli, int argc, char **argv);
+int cli_cmd_map(cli_t *cli, int argc, char **argv);
+int cli_cmd_metrics(cli_t *cli, int argc, char **argv);
 
-/* Wait for task or job `id` to be final, as `farm wait` does (poll_ms
- * between polls, give up after wait_ms, 0 = never). Returns the exit code. */
+/* Wait for task or job `id` to be final, as `farm wait` does: woken by the
+ * status feed, asking the front door after each relevant event and at
+ * least every poll_ms; give up after wait_ms (0 = never). Returns the exit
+ * code. */
 int cli_wait(cli_t *cli, int64_t id, bool is_job, int64_t poll_ms, int64_t wait_ms);
 
 /* Print the view of a task or job status reply (human form). */

@@ -84,6 +84,22 @@ int cli_parse_global(cli_t *cli, int argc, char **argv, int *i) {
             return cli_usage(cli, "--server: '%s' is not an endpoint (tcp://HOST:PORT, HOST:PORT or ipc://PATH)", val);
         return 1;
     }
+    if (s_is(a, "feed", &eq)) {
+        if (s_value(cli, argc, argv, i, eq, &val))
+            return CLI_USAGE;
+        if (strcmp(val, "none") == 0)
+            snprintf(cli->feed, sizeof cli->feed, "none");
+        else if (farm_endpoint_set(cli->feed, val) != 0)
+            return cli_usage(cli, "--feed: '%s' is not an endpoint (tcp://HOST:PORT, HOST:PORT, ipc://PATH or none)", val);
+        return 1;
+    }
+    if (s_is(a, "curve-server", &eq) || s_is(a, "curve-cert", &eq)) {
+        bool server = strncmp(a, "--curve-server", 14) == 0;
+        if (s_value(cli, argc, argv, i, eq, &val))
+            return CLI_USAGE;
+        *(server ? &cli->curve_server : &cli->curve_cert) = val;
+        return 1;
+    }
     if (s_is(a, "timeout", &eq)) {
         if (s_value(cli, argc, argv, i, eq, &val) || s_int(cli, "--timeout", val, 1, INT_MAX, &cli->timeout_ms))
             return CLI_USAGE;
@@ -107,6 +123,12 @@ void cli_help_globals(FILE *out) {
     fprintf(out, "\nglobal options (before or after the command):\n");
     s_help_line(out, "server", "EP", "front door: tcp://HOST:PORT or HOST:PORT (env FARM_SERVER,");
     fprintf(out, "  %-22s %s\n", "", "default " CLI_DEFAULT_SERVER ")");
+    s_help_line(out, "feed", "EP", "status feed, for wait and map (env FARM_FEED; default: the");
+    fprintf(out, "  %-22s %s\n", "", "server's host, port 5559; none: poll only)");
+    s_help_line(out, "curve-server", "KEY|FILE", "CURVE: the head's public key, Z85 or its .cert file");
+    fprintf(out, "  %-22s %s\n", "", "(env FARM_CURVE_SERVER)");
+    s_help_line(out, "curve-cert", "FILE", "CURVE: this client's certificate (FILE_secret beside it),");
+    fprintf(out, "  %-22s %s\n", "", "authorised in the head's DIR/clients/ (env FARM_CURVE_CERT)");
     s_help_line(out, "timeout", "MS", "wait this long for each reply (default 5000)");
     s_help_line(out, "retries", "N", "resend a request unanswered in time N times (default 2)");
     s_help_line(out, "json", NULL, "print the server's replies as JSON, one per line, nothing else");
@@ -123,8 +145,22 @@ static void s_help(const cli_t *cli, const cli_help_t *h, const cli_opt_t *opts,
             s_help_line(stdout, opts[i].name, opts[i].metavar, opts[i].help);
     }
     cli_help_globals(stdout);
-    printf("\nexit status: 0 ok, 1 the awaited task or job failed or was cancelled, 2 usage error,\n"
-           "3 the farm answered with an error or not at all\n");
+    if (cli->exit_help)
+        printf("\n%s", cli->exit_help);
+    else
+        printf("\nexit status: 0 ok, 1 the awaited task or job failed or was cancelled, 2 usage error,\n"
+               "3 the farm answered with an error or not at all\n");
+}
+
+/* Every flag is read: set up CURVE (flags, else the environment) before
+ * anything connects. Returns CLI_CONTINUE or CLI_USAGE. */
+static int s_curve(cli_t *cli) {
+    char why[600];
+    if (cli->no_network)
+        return CLI_CONTINUE;
+    if (farm_curve_client_setup(cli->curve_server, cli->curve_cert, why, sizeof why) != 0)
+        return cli_usage(cli, "%s", why);
+    return CLI_CONTINUE;
 }
 
 int cli_parse(cli_t *cli, const cli_help_t *help, const cli_opt_t *opts, size_t n, int argc, char **argv,
@@ -144,7 +180,7 @@ int cli_parse(cli_t *cli, const cli_help_t *help, const cli_opt_t *opts, size_t 
                 for (int j = i + 1; j < argc; j++)
                     pos[(*npos)++] = argv[j];
             }
-            return CLI_CONTINUE;
+            return s_curve(cli);
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             s_help(cli, help, opts, n);
@@ -191,7 +227,7 @@ int cli_parse(cli_t *cli, const cli_help_t *help, const cli_opt_t *opts, size_t 
             break;
         }
     }
-    return CLI_CONTINUE;
+    return s_curve(cli);
 }
 
 int cli_task_or_job(const cli_t *cli, char **pos, int npos, const cli_int_t *job, const cli_int_t *task,

@@ -224,7 +224,7 @@ int cli_cmd_submit(cli_t *cli, int argc, char **argv) {
         "Prints \"job J: N tasks (IDS)\"; with --json the reply (and with --wait, then the\n"
         "final status reply).\n"};
     s_opts_t o = {0};
-    o.poll_ms.v = 200;
+    o.poll_ms.v = 1000;
     const cli_opt_t opts[] = {
         {"name", CLI_OPT_STR, &o.name, 0, 0, "N", "name of the job"},
         {"key", CLI_OPT_STR, &o.key, 0, 0, "K", "idempotency key: a second submit with K creates nothing"},
@@ -236,7 +236,7 @@ int cli_cmd_submit(cli_t *cli, int argc, char **argv) {
         {"args", CLI_OPT_STR, &o.args, 0, 0, "JSON", "the input of a --type task"},
         {"file", CLI_OPT_STR, &o.file, 0, 0, "FILE", "submit one task per line of FILE (- for stdin)"},
         {"wait", CLI_OPT_FLAG, &o.wait, 0, 0, NULL, "then wait for the job like `farm wait --job`"},
-        {"poll-ms", CLI_OPT_INT, &o.poll_ms, 10, 3600000, "MS", "with --wait: poll interval (default 200)"},
+        {"poll-ms", CLI_OPT_INT, &o.poll_ms, 10, 3600000, "MS", "with --wait: ask at least this often (default 1000)"},
         {"timeout-wait", CLI_OPT_INT, &o.wait_ms, 0, INT64_MAX, "MS", "with --wait: give up after MS (0: never)"},
     };
     char *pos[argc];

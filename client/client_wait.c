@@ -1,13 +1,17 @@
-/* client_wait: `farm wait`, polling a task or job until it is final.
+/* client_wait: `farm wait`, until a task or job is final.
  *
- * Polling the front door, not watching the status feed: the feed drops
- * messages for slow subscribers by design and the front door is the truth,
- * so a wait that must not miss the end asks. On a terminal one progress
- * line is rewritten in place (\r, padded over the previous text and cut
- * to the terminal's width so it never wraps); piped, nothing is shown but
- * the final line, so logs stay clean. The exit code is the outcome: 0
- * completed, 1 failed or cancelled, 3 when the farm stops answering or
- * --timeout-wait runs out.
+ * Woken by the status feed, answered by the front door: the command
+ * subscribes to the feed's "task" (and for a job "job") topics and, after
+ * each event about what it waits for, asks the front door for the status;
+ * when no event comes it still asks every --poll-ms (1 s by default). The
+ * feed drops messages for slow subscribers by design and may be absent
+ * (another port, a firewall, an ipc front door), so the feed only decides
+ * *when* to ask; the state shown and the exit code always come from a
+ * front-door reply. On a terminal one progress line is rewritten in place
+ * (\r, padded over the previous text and cut to the terminal's width so
+ * it never wraps); piped, nothing is shown but the final line, so logs stay
+ * clean. The exit code is the outcome: 0 completed, 1 failed or cancelled,
+ * 3 when the farm stops answering or --timeout-wait runs out.
  */
 #include "client.h"
 #include "farm_err.h"
@@ -47,7 +51,35 @@ static void s_clear(s_line_t *l) {
     l->shown = 0;
 }
 
+/* Is feed message (topic, body) about task or job `id`? */
+static bool s_relevant(const char *topic, const msgpack_object *body, int64_t id, bool is_job) {
+    cli_rd_t r = {0};
+    int64_t v = 0;
+    if (strcmp(topic, "job") == 0)
+        return is_job && cli_rd_int(&r, body, "id", true, &v) && v == id;
+    if (strcmp(topic, "task") != 0)
+        return false;
+    const msgpack_object *ev = cli_rd_array(&r, body, "events", true);
+    for (uint32_t i = 0; ev && i < ev->via.array.size; i++) {
+        cli_rd_t er = {0};
+        if (cli_rd_int(&er, &ev->via.array.ptr[i], is_job ? "job" : "id", true, &v) && v == id)
+            return true;
+    }
+    return false;
+}
+
+static int s_wait(cli_t *cli, cli_feed_t *feed, int64_t id, bool is_job, int64_t poll_ms, int64_t wait_ms);
+
 int cli_wait(cli_t *cli, int64_t id, bool is_job, int64_t poll_ms, int64_t wait_ms) {
+    static const char *const job_topics[] = {"job", "task"}, *const task_topics[] = {"task"};
+    /* Subscribe before the first status request, so no change after it is missed. */
+    cli_feed_t *feed = cli_feed_open(cli, is_job ? job_topics : task_topics, is_job ? 2 : 1);
+    int rc = s_wait(cli, feed, id, is_job, poll_ms, wait_ms);
+    cli_feed_close(&feed);
+    return rc;
+}
+
+static int s_wait(cli_t *cli, cli_feed_t *feed, int64_t id, bool is_job, int64_t poll_ms, int64_t wait_ms) {
     const char *noun = is_job ? "job" : "task";
     s_line_t line = {cli->tty && !cli->json, 0};
     int64_t start = farm_mono_ms();
@@ -130,10 +162,14 @@ int cli_wait(cli_t *cli, int64_t id, bool is_job, int64_t poll_ms, int64_t wait_
             fprintf(stderr, "farm: %s %" PRId64 " is still %s after %" PRId64 " ms\n", noun, id, sname, wait_ms);
             return CLI_FARM;
         }
-        int64_t nap = poll_ms;
-        if (wait_ms > 0 && wait_ms - elapsed < nap)
-            nap = wait_ms - elapsed;
-        cli_sleep_ms(nap);
+        /* Until an event about it, the poll interval, or the end of --timeout-wait. */
+        int64_t next = farm_mono_ms() + poll_ms;
+        if (wait_ms > 0 && start + wait_ms < next)
+            next = start + wait_ms;
+        const char *topic;
+        const msgpack_object *body;
+        while (cli_feed_next(feed, next, &topic, &body) == 1 && !s_relevant(topic, body, id, is_job))
+            ;
     }
 }
 
@@ -142,12 +178,14 @@ int cli_cmd_wait(cli_t *cli, int argc, char **argv) {
         "[OPTIONS] ID | --job ID", "Wait until a task or a job is final.",
         "Shows a progress line on a terminal; prints the final state. Exit status 0 when it\n"
         "completed, 1 when it failed or was cancelled, 3 when the farm stops answering or\n"
-        "--timeout-wait runs out. With --json prints the final status reply.\n"};
-    cli_int_t job = {0}, task = {0}, poll = {200, false}, wait = {0};
+        "--timeout-wait runs out. With --json prints the final status reply.\n"
+        "Listens to the status feed (--feed) to ask the front door as soon as something\n"
+        "changes, and asks every --poll-ms anyway: the state always comes from the front door.\n"};
+    cli_int_t job = {0}, task = {0}, poll = {1000, false}, wait = {0};
     const cli_opt_t opts[] = {
         {"job", CLI_OPT_INT, &job, 1, INT64_MAX, "ID", "wait for this job instead of a task"},
         {"task", CLI_OPT_INT, &task, 1, INT64_MAX, "ID", "the task (same as the positional ID)"},
-        {"poll-ms", CLI_OPT_INT, &poll, 10, 3600000, "MS", "time between polls (default 200)"},
+        {"poll-ms", CLI_OPT_INT, &poll, 10, 3600000, "MS", "ask at least this often (default 1000)"},
         {"timeout-wait", CLI_OPT_INT, &wait, 0, INT64_MAX, "MS", "give up after MS (default 0: never)"},
     };
     char *pos[argc];

@@ -28,6 +28,7 @@ static const s_cmd_t s_cmds[] = {
     {"result", cli_cmd_result, "show a task's result (an exec task's stdout and stderr)"},
     {"list", cli_cmd_list, "list tasks"},
     {"jobs", cli_cmd_jobs, "list jobs"},
+    {"map", cli_cmd_map, "run a command once per input line, like GNU parallel"},
     {"wait", cli_cmd_wait, "wait until a task or job is final"},
     {"cancel", cli_cmd_cancel, "cancel a task or a job's tasks"},
     {"retry", cli_cmd_retry, "run failed or cancelled tasks again"},
@@ -35,6 +36,8 @@ static const s_cmd_t s_cmds[] = {
     {"stats", cli_cmd_stats, "show counters, throughput and latency"},
     {"workers", cli_cmd_workers, "list workers"},
     {"health", cli_cmd_health, "check that the farm answers"},
+    {"keygen", cli_cmd_keygen, "make a CURVE key pair (certificate) for the head, a client or a worker"},
+    {"metrics", cli_cmd_metrics, "print the farm's figures in Prometheus text format"},
 };
 #define S_NCMDS (sizeof s_cmds / sizeof s_cmds[0])
 
@@ -46,7 +49,8 @@ static void s_help(FILE *out) {
     cli_help_globals(out);
     fprintf(out, "\n`farm COMMAND --help` shows a command's options.\n"
                  "exit status: 0 ok, 1 the awaited task or job failed or was cancelled, 2 usage error,\n"
-                 "3 the farm answered with an error, did not answer, or answered nonsense\n");
+                 "3 the farm answered with an error, did not answer, or answered nonsense;\n"
+                 "`farm map` exits as GNU parallel does (see farm map --help)\n");
 }
 
 static const s_cmd_t *s_find(const char *name) {
@@ -60,6 +64,11 @@ static int s_main(cli_t *cli, int argc, char **argv) {
     const char *env = getenv("FARM_SERVER");
     if (env && *env && farm_endpoint_set(cli->server, env) != 0)
         return cli_usage(cli, "FARM_SERVER='%s' is not an endpoint (tcp://HOST:PORT or HOST:PORT)", env);
+    env = getenv("FARM_FEED");
+    if (env && *env && strcmp(env, "none") == 0)
+        snprintf(cli->feed, sizeof cli->feed, "none");
+    else if (env && *env && farm_endpoint_set(cli->feed, env) != 0)
+        return cli_usage(cli, "FARM_FEED='%s' is not an endpoint (tcp://HOST:PORT, HOST:PORT or none)", env);
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];

@@ -8,6 +8,7 @@
  */
 #include "farm_client.h"
 #include "farm_config.h"
+#include "farm_curve.h"
 #include "farm_err.h"
 #include "farm_log.h"
 #include "farm_time.h"
@@ -29,6 +30,8 @@ struct farm_client_t {
     int retries;                 /* resends after the first attempt */
     zmq_msg_t last;              /* bytes of the last reply; the caller's
                                     object points into them */
+    farm_curve_keys_t curve;     /* CURVE keys applied to every socket */
+    bool curve_on;               /* whether curve is used */
 };
 
 static void s_close(farm_client_t *c) {
@@ -50,7 +53,7 @@ static int s_open(farm_client_t *c) {
         zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(s, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo) != 0 ||
-        zmq_connect(s, c->endpoint) != 0) {
+        (c->curve_on && farm_curve_keys_apply(&c->curve, s) != 0) || zmq_connect(s, c->endpoint) != 0) {
         int err = errno;
         (void)zmq_close(s);
         return -err;
@@ -70,6 +73,11 @@ farm_client_t *farm_client_new(const char *endpoint, int timeout_ms, int retries
     memcpy(c->endpoint, endpoint, strlen(endpoint) + 1);
     c->timeout_ms = timeout_ms;
     c->retries = retries;
+    const farm_curve_keys_t *keys = farm_curve_client_keys();
+    if (keys) {
+        c->curve = *keys;
+        c->curve_on = true;
+    }
     if (zmq_msg_init(&c->last) != 0) {
         int err = errno;
         free(c);
@@ -107,6 +115,15 @@ void farm_client_destroy(farm_client_t **cp) {
 }
 
 const char *farm_client_endpoint(const farm_client_t *c) { return c->endpoint; }
+
+int farm_client_set_curve(farm_client_t *c, const farm_curve_keys_t *keys) {
+    c->curve_on = keys != NULL;
+    if (keys)
+        c->curve = *keys;
+    else
+        memset(&c->curve, 0, sizeof c->curve);
+    return s_open(c);
+}
 
 static void s_nil(msgpack_object *o) {
     memset(o, 0, sizeof *o);
@@ -217,10 +234,13 @@ int farm_client_call(farm_client_t *c, const void *req, size_t len, msgpack_zone
         }
         return s_check(reply, e);
     }
+    /* With CURVE, a refused key looks exactly like a server that is away. */
+    const char *hint = c->curve_on ? " (CURVE is on: is this client's key authorised by the head?)" : "";
     if (c->retries > 0)
-        return farm_error_set(e, FARM_ETIMEOUT, NULL, "no reply from %s within %d ms (%d attempts)", c->endpoint,
-                              c->timeout_ms, c->retries + 1);
-    return farm_error_set(e, FARM_ETIMEOUT, NULL, "no reply from %s within %d ms", c->endpoint, c->timeout_ms);
+        return farm_error_set(e, FARM_ETIMEOUT, NULL, "no reply from %s within %d ms (%d attempts)%s", c->endpoint,
+                              c->timeout_ms, c->retries + 1, hint);
+    return farm_error_set(e, FARM_ETIMEOUT, NULL, "no reply from %s within %d ms%s", c->endpoint, c->timeout_ms,
+                          hint);
 }
 
 int farm_client_callv(farm_client_t *c, const msgpack_sbuffer *req, msgpack_zone *z, msgpack_object *reply,

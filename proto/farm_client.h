@@ -26,10 +26,16 @@
  * map with a string "code") and nothing more: the meaning of the other keys
  * is the caller's business. A client is not thread-safe; use one per
  * thread. It owns its own ZeroMQ context.
+ *
+ * CURVE: a client takes the process's client keys (farm_curve.h) when it
+ * is made, or those given to farm_client_set_curve, and applies them to
+ * every socket it opens, retries included. A head that refuses the key
+ * never answers, so that shows as FARM_ETIMEOUT, with a hint in the text.
  */
 #ifndef FARM_CLIENT_H
 #define FARM_CLIENT_H
 
+#include "farm_curve.h"
 #include "farm_msg.h"
 
 #include <msgpack.h>
@@ -52,6 +58,14 @@ typedef struct farm_client_t farm_client_t;
  * endpoint libzmq refuses, ENOMEM, or whatever libzmq reports). The caller
  * owns the result and frees it with farm_client_destroy. */
 farm_client_t *farm_client_new(const char *endpoint, int timeout_ms, int retries);
+
+/* Use CURVE with keys (copied) on this client's sockets from now on, or
+ * plain connections when keys is NULL; the socket is reopened at once.
+ * farm_client_new starts with the process's keys (farm_curve_client_keys(),
+ * set up by farm_curve_client_setup), so most programs never call this.
+ * Returns 0 or -errno (the endpoint or the keys were refused; the next call
+ * tries again). */
+int farm_client_set_curve(farm_client_t *c, const farm_curve_keys_t *keys);
 
 /* Close the socket, drop the last reply and free the client; *c becomes
  * NULL. Safe with c or *c NULL, so safe twice. Objects returned by earlier

@@ -71,6 +71,8 @@ static const farm_field_t s_hb[] = {
     F(farm_msg_hb_t, state, STR, false, 1, 16, 0, NULL),
     F(farm_msg_hb_t, completed, INT, false, 0, INT64_MAX, 0, NULL),
     F(farm_msg_hb_t, failed, INT, false, 0, INT64_MAX, 0, NULL),
+    F(farm_msg_hb_t, idle, INT, false, 0, 4096, 0, NULL),
+    F(farm_msg_hb_t, queued, INT, false, 0, 1000000, 0, NULL),
 };
 
 static const farm_field_t s_taskmsg[] = {
@@ -83,6 +85,8 @@ static const farm_field_t s_taskmsg[] = {
     F(farm_msg_task_t, args, ANY, false, 0, 0, 0, NULL),
     F(farm_msg_task_t, attempt, INT, false, 0, INT64_MAX, 0, NULL),
     F(farm_msg_task_t, timeout_ms, INT, false, 0, INT64_MAX, 0, NULL),
+    F(farm_msg_task_t, n, INT, false, 0, 1000000, 0, NULL),
+    F(farm_msg_task_t, priority, INT, false, -100, 100, 0, NULL),
 };
 
 static const farm_field_t s_report[] = {
@@ -101,6 +105,7 @@ static const farm_field_t s_report[] = {
     F(farm_msg_report_t, finished_ms, INT, false, 0, INT64_MAX, 0, NULL),
     F(farm_msg_report_t, topic, STR, false, 1, 64, 0, NULL),
     F(farm_msg_report_t, body, ANY, false, 0, 0, 0, NULL),
+    F(farm_msg_report_t, records, ARRAY, false, 0, FARM_RESULT_RECORDS_MAX, 0, NULL),
 };
 
 void farm_proto_set_limits(const farm_limits_t *l) {
@@ -169,7 +174,7 @@ int farm_msg_report_decode(const msgpack_object *o, farm_msg_report_t *r, farm_e
 
 void farm_pack_hb(msgpack_packer *pk, const farm_msg_hb_t *m, const char *const *types, size_t ntypes,
                   const int64_t *held, size_t nheld) {
-    msgpack_pack_map(pk, 13);
+    msgpack_pack_map(pk, 15);
     farm_pack_kv_str(pk, "m", "hb");
     farm_pack_kv_strn(pk, "id", m->id.ptr, m->id.len);
     farm_pack_kv_strn(pk, "host", m->host.ptr, m->host.len);
@@ -189,14 +194,39 @@ void farm_pack_hb(msgpack_packer *pk, const farm_msg_hb_t *m, const char *const 
     farm_pack_kv_strn(pk, "state", m->state.ptr, m->state.len);
     farm_pack_kv_int(pk, "completed", m->completed);
     farm_pack_kv_int(pk, "failed", m->failed);
+    farm_pack_kv_int(pk, "idle", m->idle);
+    farm_pack_kv_int(pk, "queued", m->queued);
 }
 
-void farm_pack_ready(msgpack_packer *pk, int64_t free, int64_t epoch, int64_t seq) {
-    msgpack_pack_map(pk, 4);
+void farm_pack_ready(msgpack_packer *pk, int64_t free, int64_t epoch, int64_t seq, int64_t idle, int64_t queued) {
+    msgpack_pack_map(pk, 6);
     farm_pack_kv_str(pk, "m", "ready");
     farm_pack_kv_int(pk, "free", free);
     farm_pack_kv_int(pk, "epoch", epoch);
     farm_pack_kv_int(pk, "seq", seq);
+    farm_pack_kv_int(pk, "idle", idle);
+    farm_pack_kv_int(pk, "queued", queued);
+}
+
+void farm_pack_revoke(msgpack_packer *pk, int64_t n) {
+    msgpack_pack_map(pk, 2);
+    farm_pack_kv_str(pk, "m", "revoke");
+    farm_pack_kv_int(pk, "n", n);
+}
+
+void farm_pack_give(msgpack_packer *pk, const int64_t *ids, size_t n, int64_t epoch, int64_t seq, int64_t free,
+                    int64_t idle, int64_t queued) {
+    msgpack_pack_map(pk, 7);
+    farm_pack_kv_str(pk, "m", "give");
+    farm_pack_str(pk, "held");
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++)
+        msgpack_pack_int64(pk, ids[i]);
+    farm_pack_kv_int(pk, "epoch", epoch);
+    farm_pack_kv_int(pk, "seq", seq);
+    farm_pack_kv_int(pk, "free", free);
+    farm_pack_kv_int(pk, "idle", idle);
+    farm_pack_kv_int(pk, "queued", queued);
 }
 
 void farm_pack_welcome(msgpack_packer *pk, int64_t epoch) {
@@ -206,8 +236,9 @@ void farm_pack_welcome(msgpack_packer *pk, int64_t epoch) {
 }
 
 void farm_pack_task(msgpack_packer *pk, const farm_msg_task_t *t, const void *args_raw, size_t args_len) {
-    msgpack_pack_map(pk, 9);
+    msgpack_pack_map(pk, 10);
     farm_pack_kv_str(pk, "m", "task");
+    farm_pack_kv_int(pk, "priority", t->priority);
     farm_pack_kv_int(pk, "epoch", t->epoch);
     farm_pack_kv_int(pk, "seq", t->seq);
     farm_pack_kv_int(pk, "id", t->id);
@@ -247,7 +278,15 @@ void farm_pack_prog(msgpack_packer *pk, int64_t task, int64_t attempt, int pct, 
 void farm_pack_result(msgpack_packer *pk, int64_t task, int64_t attempt, const char *worker, bool ok, bool cancelled,
                       const void *result_raw, size_t result_len, const char *error, int64_t started_ms,
                       int64_t finished_ms) {
-    msgpack_pack_map(pk, 10);
+    farm_pack_result_records(pk, task, attempt, worker, ok, cancelled, result_raw, result_len, error, started_ms,
+                             finished_ms, NULL, 0);
+}
+
+void farm_pack_result_records(msgpack_packer *pk, int64_t task, int64_t attempt, const char *worker, bool ok,
+                              bool cancelled, const void *result_raw, size_t result_len, const char *error,
+                              int64_t started_ms, int64_t finished_ms, const void *records_raw,
+                              size_t records_len) {
+    msgpack_pack_map(pk, records_raw ? 11 : 10);
     farm_pack_kv_str(pk, "m", "result");
     farm_pack_kv_int(pk, "task", task);
     farm_pack_kv_int(pk, "attempt", attempt);
@@ -259,6 +298,10 @@ void farm_pack_result(msgpack_packer *pk, int64_t task, int64_t attempt, const c
     farm_pack_kv_str(pk, "error", error);
     farm_pack_kv_int(pk, "started_ms", started_ms);
     farm_pack_kv_int(pk, "finished_ms", finished_ms);
+    if (records_raw) {
+        farm_pack_str(pk, "records");
+        farm_pack_raw(pk, records_raw, records_len);
+    }
 }
 
 void farm_pack_pub(msgpack_packer *pk, const char *topic, const void *body_raw, size_t body_len) {

@@ -10,9 +10,11 @@
  * Internal message kinds carry their kind in key "m":
  *   worker -> ventilator  hb      heartbeat and credit (full), every second
  *                         ready   credit only, when a slot frees
+ *                         give    tasks given back unstarted (after a revoke)
  *   ventilator -> worker  welcome a new ventilator epoch: reset sequence
  *                         task    run this (seq numbers the epoch's sends)
  *                         cancel  stop this task
+ *                         revoke  give back up to n tasks waiting for a slot
  *   worker -> sink        start, prog, result
  *   ventilator -> sink    pub     republish this on the status feed
  *   sink -> worker        (feed topic "ack/<worker>") which results are stored
@@ -25,6 +27,13 @@
 
 #define FARM_PROTO_VERSION 1
 #define FARM_TYPE_MAX 64
+
+/* Records a result may carry to the sink (see farm_pack_result_records);
+ * farm_plugin.h's FARM_TASK_RECORDS_MAX must agree. */
+#define FARM_RESULT_RECORDS_MAX 100000
+/* Records of one ingest task: the ventilator refuses more at submit
+ * (limit name "max_records") and the ingest handler checks again. */
+#define FARM_INGEST_MAX_RECORDS 1000
 
 /* ---- front door ------------------------------------------------------- */
 
@@ -84,6 +93,8 @@ typedef struct {
     const msgpack_object *held;   /* array of task ids held (hb) */
     farm_str_t state;             /* "alive" or "draining" (hb) */
     int64_t completed, failed;    /* counters since start (hb) */
+    int64_t idle;                 /* slots with nothing to do (of free, which counts queue room too) */
+    int64_t queued;               /* tasks received, waiting for a slot */
 } farm_msg_hb_t;
 
 typedef struct {
@@ -93,6 +104,8 @@ typedef struct {
     farm_str_t type;
     const msgpack_object *args;
     int64_t attempt, timeout_ms;
+    int64_t n;                    /* revoke: how many waiting tasks to give back */
+    int64_t priority;             /* task: orders a worker's waiting tasks like dispatch does */
 } farm_msg_task_t;
 
 typedef struct {
@@ -109,6 +122,9 @@ typedef struct {
     int64_t started_ms, finished_ms;
     farm_str_t topic;             /* pub */
     const msgpack_object *body;   /* pub */
+    const msgpack_object *records; /* result, optional: [[idx, bin], ...] to store with an ok result
+                                      (idx an int >= 0, bin one encoded record); at most
+                                      FARM_RESULT_RECORDS_MAX */
 } farm_msg_report_t;
 
 /* Patch the configurable limits into the tables. Call once at start. */
@@ -132,7 +148,12 @@ bool farm_type_valid(farm_str_t s);
 /* Packers of the internal messages. Each packs one complete map. */
 void farm_pack_hb(msgpack_packer *pk, const farm_msg_hb_t *m, const char *const *types, size_t ntypes,
                   const int64_t *held, size_t nheld);
-void farm_pack_ready(msgpack_packer *pk, int64_t free, int64_t epoch, int64_t seq);
+void farm_pack_ready(msgpack_packer *pk, int64_t free, int64_t epoch, int64_t seq, int64_t idle, int64_t queued);
+/* ventilator -> worker: give back up to n tasks that wait for a slot. */
+void farm_pack_revoke(msgpack_packer *pk, int64_t n);
+/* worker -> ventilator: these tasks were given back, never started. */
+void farm_pack_give(msgpack_packer *pk, const int64_t *ids, size_t n, int64_t epoch, int64_t seq, int64_t free,
+                    int64_t idle, int64_t queued);
 void farm_pack_welcome(msgpack_packer *pk, int64_t epoch);
 /* args_raw: the task's args as stored MessagePack bytes (NULL: nil). */
 void farm_pack_task(msgpack_packer *pk, const farm_msg_task_t *t, const void *args_raw, size_t args_len);
@@ -143,6 +164,14 @@ void farm_pack_prog(msgpack_packer *pk, int64_t task, int64_t attempt, int pct, 
 void farm_pack_result(msgpack_packer *pk, int64_t task, int64_t attempt, const char *worker, bool ok, bool cancelled,
                       const void *result_raw, size_t result_len, const char *error, int64_t started_ms,
                       int64_t finished_ms);
+/* farm_pack_result plus "records": records_raw is an encoded array of
+ * [idx, bin] pairs (NULL: the key is left out, as farm_pack_result does).
+ * The sink stores them with the result when this result is the task's
+ * first successful one, and only then. */
+void farm_pack_result_records(msgpack_packer *pk, int64_t task, int64_t attempt, const char *worker, bool ok,
+                              bool cancelled, const void *result_raw, size_t result_len, const char *error,
+                              int64_t started_ms, int64_t finished_ms, const void *records_raw,
+                              size_t records_len);
 /* pub: topic and an encoded body. */
 void farm_pack_pub(msgpack_packer *pk, const char *topic, const void *body_raw, size_t body_len);
 

@@ -8,6 +8,7 @@
  */
 #include "sink.h"
 
+#include "farm_curve.h"
 #include "farm_err.h"
 #include "farm_log.h"
 #include "farm_proto.h"
@@ -38,6 +39,9 @@ static void s_usage(FILE *f) {
             "  --dispatch EP       accepted for symmetry, unused here\n"
             "  --max-frame BYTES   largest report accepted (64M)\n"
             "  --sync-full         fsync every commit (survives power loss, slower)\n"
+            "  --curve DIR         CURVE: DIR/server.cert (+ _secret) is the head's key pair; only keys in\n"
+            "                      DIR/workers/*.cert may report, DIR/clients/*.cert and\n"
+            "                      DIR/workers/*.cert may read the feed; re-read while running\n"
             "  --insecure          allow binding a non-loopback address without CURVE\n"
             "  --log-level LEVEL   debug, info, warn or error (info)\n"
             "  --help              this text\n",
@@ -45,12 +49,12 @@ static void s_usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    enum { O_DB = 256, O_RESULTS, O_FEED, O_FRONT, O_DISPATCH, O_FRAME, O_SYNC, O_INSECURE, O_LOG, O_HELP };
+    enum { O_DB = 256, O_RESULTS, O_FEED, O_FRONT, O_DISPATCH, O_FRAME, O_SYNC, O_INSECURE, O_LOG, O_HELP, O_CURVE };
     static const struct option opts[] = {
         {"db", 1, 0, O_DB}, {"results", 1, 0, O_RESULTS}, {"feed", 1, 0, O_FEED}, {"front", 1, 0, O_FRONT},
         {"dispatch", 1, 0, O_DISPATCH}, {"max-frame", 1, 0, O_FRAME}, {"sync-full", 0, 0, O_SYNC},
-        {"insecure", 0, 0, O_INSECURE}, {"log-level", 1, 0, O_LOG}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
-    const char *db = NULL;
+        {"insecure", 0, 0, O_INSECURE}, {"log-level", 1, 0, O_LOG}, {"help", 0, 0, O_HELP}, {"curve", 1, 0, O_CURVE}, {0, 0, 0, 0}};
+    const char *db = NULL, *curve_dir = NULL;
     farm_endpoints_t ep;
     farm_endpoints_default(&ep);
     int64_t max_frame = 64 << 20;
@@ -67,6 +71,7 @@ int main(int argc, char **argv) {
         case O_FRAME: bad = farm_parse_size(optarg, &max_frame) || max_frame < 1024; break;
         case O_SYNC: sync_full = true; break;
         case O_INSECURE: insecure = true; break;
+        case O_CURVE: curve_dir = optarg; bad = !*optarg; break;
         case O_LOG: {
             farm_log_level_t lv;
             if (!(bad = farm_log_parse_level(optarg, &lv)))
@@ -88,7 +93,7 @@ int main(int argc, char **argv) {
     }
     const char *binds[] = {ep.results, ep.feed};
     for (int i = 0; i < 2; i++)
-        if (!insecure && !farm_endpoint_is_local(binds[i])) {
+        if (!insecure && !curve_dir && !farm_endpoint_is_local(binds[i])) {
             fprintf(stderr,
                     "farm-sink: refusing to bind %s: it is reachable from other machines and CURVE is off.\n"
                     "  Use --curve DIR to authenticate workers, or --insecure to accept anyone who can reach it.\n",
@@ -99,22 +104,32 @@ int main(int argc, char **argv) {
         return 1;
 
     int status = 1, err = 0;
-    zmq_msg_t m; /* one report at a time; closed at out */
-    zmq_msg_init(&m);
+    static zmq_msg_t batch[SINK_BATCH]; /* the reports of one transaction */
     sink_t s = {.sec = farm_now_ms() / 1000};
+    farm_curve_server_t *curve = NULL;
     msgpack_sbuffer_init(&s.events);
     void *ctx = zmq_ctx_new();
     s.store = farm_store_open(db, sync_full, &err);
     if (!ctx || !s.store)
         goto out;
+    char why[1024];
+    if (curve_dir && !(curve = farm_curve_server_new(ctx, curve_dir, "sink", why, sizeof why))) {
+        fprintf(stderr, "farm-sink: %s\n", why);
+        status = 2;
+        goto out;
+    }
     farm_store_on_change(s.store, sink_on_change, &s);
     /* Results wait in the workers, not here: a modest HWM bounds memory. */
     s.pull = farm_sock_new(ctx, ZMQ_PULL, 10000, 0);
     s.pub = farm_sock_new(ctx, ZMQ_PUB, 100000, 0);
-    if (!s.pull || !s.pub || farm_sock_maxmsg(s.pull, max_frame) || farm_sock_attach(s.pull, ep.results, true) ||
+    if (!s.pull || !s.pub || farm_sock_maxmsg(s.pull, max_frame) ||
+        (curve && (farm_curve_server_apply(curve, s.pull, FARM_CURVE_WORKERS) ||
+                   farm_curve_server_apply(curve, s.pub, FARM_CURVE_FEED))) ||
+        farm_sock_attach(s.pull, ep.results, true) ||
         farm_sock_attach(s.pub, ep.feed, true))
         goto out;
-    farm_log(FARM_LOG_INFO, "sink", "event=start results=%s feed=%s db=%s", ep.results, ep.feed, db);
+    farm_log(FARM_LOG_INFO, "sink", "event=start results=%s feed=%s db=%s curve=%s", ep.results, ep.feed, db,
+             curve ? "on" : "off");
     int64_t next_jobs = farm_mono_ms();
     while (!farm_sock_stopping()) {
         zmq_pollitem_t items[] = {{s.pull, 0, ZMQ_POLLIN, 0}};
@@ -126,17 +141,28 @@ int main(int argc, char **argv) {
             goto out;
         }
         if (items[0].revents & ZMQ_POLLIN) {
-            bool ok = farm_store_begin(s.store) == 0;
-            for (int i = 0; ok && i < SINK_BATCH; i++) {
-                if (zmq_msg_recv(&m, s.pull, ZMQ_DONTWAIT) < 0)
+            /* Take what is there (up to a batch), then store it in one transaction. */
+            size_t n = 0;
+            while (n < SINK_BATCH) {
+                zmq_msg_init(&batch[n]);
+                if (zmq_msg_recv(&batch[n], s.pull, ZMQ_DONTWAIT) < 0) {
+                    zmq_msg_close(&batch[n]);
                     break;
+                }
                 if (farm_sock_drain(s.pull) > 0) {
                     farm_log(FARM_LOG_WARN, "sink", "event=bad_report err=\"more than one frame\"");
+                    zmq_msg_close(&batch[n]);
                     continue;
                 }
-                if (sink_apply(&s, zmq_msg_data(&m), zmq_msg_size(&m)))
-                    ok = false;
+                n++;
             }
+            sink_batch_scan(&s, batch, n);
+            bool ok = farm_store_begin(s.store) == 0;
+            for (size_t i = 0; ok && i < n; i++)
+                if (sink_apply(&s, zmq_msg_data(&batch[i]), zmq_msg_size(&batch[i])))
+                    ok = false;
+            for (size_t i = 0; i < n; i++)
+                zmq_msg_close(&batch[i]);
             if (ok && farm_store_commit(s.store) == 0) {
                 sink_acks_flush(&s, true);
                 sink_events_flush(&s, true);
@@ -159,16 +185,17 @@ int main(int argc, char **argv) {
     farm_log(FARM_LOG_INFO, "sink", "event=stop duplicates=%" PRId64, s.duplicates);
     status = 0;
 out:
-    zmq_msg_close(&m);
     if (s.pull)
         zmq_close(s.pull);
     if (s.pub)
         zmq_close(s.pub);
+    farm_curve_server_destroy(&curve);
     if (ctx)
         zmq_ctx_term(ctx);
     farm_store_close(&s.store, true);
     msgpack_sbuffer_destroy(&s.events);
     free(s.dirty);
     free(s.acks);
+    free(s.done);
     return status;
 }

@@ -13,6 +13,7 @@
 #define SINK_H
 
 #include <msgpack.h>
+#include <zmq.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -39,6 +40,8 @@ typedef struct {
     int64_t completed;            /* completions in it */
     uint32_t hist[FARM_HIST_N];   /* their latencies */
     int64_t duplicates;           /* results received for completed tasks */
+    int64_t *done;                /* open-addressing set of task ids with a result in this batch */
+    size_t capdone;               /* its size (a power of two), 0 when empty */
 } sink_t;
 
 /* ---- sink_results.c ---- */
@@ -46,6 +49,10 @@ typedef struct {
  * acks and events are queued. Returns 0, or FARM_ESTORE when the batch
  * must be rolled back. */
 int sink_apply(sink_t *s, const void *buf, size_t len);
+/* Note which tasks have a result among the n reports of a batch, so that
+ * sink_apply skips their start and progress reports (the result carries
+ * the start time; a noop's start would only be overwritten). */
+void sink_batch_scan(sink_t *s, zmq_msg_t *msgs, size_t n);
 /* After COMMIT: send the queued acks. After ROLLBACK: forget them. */
 void sink_acks_flush(sink_t *s, bool committed);
 

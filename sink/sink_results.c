@@ -90,6 +90,89 @@ static void s_republish(sink_t *s, const farm_msg_report_t *m) {
     }
 }
 
+/* True when every element of a result's "records" is a pair [idx >= 0,
+ * bin or str of at least one byte], so they can all be stored. */
+static bool s_records_valid(const msgpack_object *recs) {
+    for (uint32_t i = 0; recs && i < recs->via.array.size; i++) {
+        const msgpack_object *p = &recs->via.array.ptr[i];
+        if (p->type != MSGPACK_OBJECT_ARRAY || p->via.array.size != 2 ||
+            p->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            p->via.array.ptr[0].via.u64 > (uint64_t)INT64_MAX)
+            return false;
+        const msgpack_object *d = &p->via.array.ptr[1];
+        if (!((d->type == MSGPACK_OBJECT_BIN && d->via.bin.size > 0) ||
+              (d->type == MSGPACK_OBJECT_STR && d->via.str.size > 0)))
+            return false;
+    }
+    return true;
+}
+
+/* Store the records of a task's first successful result, in the batch's
+ * transaction. Returns 0 or the store's error. */
+static int s_records_put(sink_t *s, int64_t task, const msgpack_object *recs) {
+    for (uint32_t i = 0; recs && i < recs->via.array.size; i++) {
+        const msgpack_object *p = recs->via.array.ptr[i].via.array.ptr;
+        const msgpack_object *d = &p[1];
+        const char *data = d->type == MSGPACK_OBJECT_BIN ? d->via.bin.ptr : d->via.str.ptr;
+        size_t n = d->type == MSGPACK_OBJECT_BIN ? d->via.bin.size : d->via.str.size;
+        int rc = farm_store_records_put(s->store, task, (int64_t)p[0].via.u64, data, n);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static size_t s_slot(int64_t id, size_t cap) { return ((uint64_t)id * 0x9E3779B97F4A7C15ull >> 17) & (cap - 1); }
+
+static bool s_done_has(const sink_t *s, int64_t id) {
+    if (!s->capdone)
+        return false;
+    for (size_t i = s_slot(id, s->capdone);; i = (i + 1) & (s->capdone - 1)) {
+        if (s->done[i] == id)
+            return true;
+        if (s->done[i] == 0)
+            return false;
+    }
+}
+
+void sink_batch_scan(sink_t *s, zmq_msg_t *msgs, size_t n) {
+    size_t cap = 64;
+    while (cap < n * 2)
+        cap *= 2;
+    if (cap > s->capdone) {
+        int64_t *p = realloc(s->done, cap * sizeof *p);
+        if (!p) {
+            s->capdone = 0; /* without the set every report is applied: slower, still right */
+            return;
+        }
+        s->done = p;
+        s->capdone = cap;
+    }
+    memset(s->done, 0, s->capdone * sizeof *s->done);
+    msgpack_zone z;
+    if (!msgpack_zone_init(&z, 4096)) {
+        s->capdone = 0;
+        return;
+    }
+    for (size_t k = 0; k < n; k++) {
+        msgpack_object o;
+        farm_error_t e;
+        if (farm_msg_unpack(zmq_msg_data(&msgs[k]), zmq_msg_size(&msgs[k]), &z, &o, &e) != 0)
+            continue;
+        const msgpack_object *m = farm_msg_get(&o, "m"), *t = farm_msg_get(&o, "task");
+        if (m && m->type == MSGPACK_OBJECT_STR && m->via.str.size == 6 && memcmp(m->via.str.ptr, "result", 6) == 0 &&
+            t && t->type == MSGPACK_OBJECT_POSITIVE_INTEGER && t->via.u64 > 0 && t->via.u64 <= INT64_MAX) {
+            int64_t id = (int64_t)t->via.u64;
+            size_t i = s_slot(id, s->capdone);
+            while (s->done[i] != 0 && s->done[i] != id)
+                i = (i + 1) & (s->capdone - 1);
+            s->done[i] = id;
+        }
+        msgpack_zone_clear(&z);
+    }
+    msgpack_zone_destroy(&z);
+}
+
 int sink_apply(sink_t *s, const void *buf, size_t len) {
     msgpack_zone z;
     if (!msgpack_zone_init(&z, 4096))
@@ -104,11 +187,20 @@ int sink_apply(sink_t *s, const void *buf, size_t len) {
     }
     char worker[201];
     farm_str_copy(worker, sizeof worker, m.worker);
-    if (farm_str_eq(m.m, "start")) {
+    if ((farm_str_eq(m.m, "start") || farm_str_eq(m.m, "prog")) && s_done_has(s, m.task)) {
+        /* its result is in this batch */
+    } else if (farm_str_eq(m.m, "start")) {
         rc = farm_store_started(s->store, m.task, m.attempt, worker[0] ? worker : NULL, m.ms ? m.ms : farm_now_ms());
     } else if (farm_str_eq(m.m, "prog")) {
         rc = farm_store_progress(s->store, m.task, m.attempt, (int)m.pct, m.msg, m.ms ? m.ms : farm_now_ms());
     } else if (farm_str_eq(m.m, "result")) {
+        /* Records are checked before anything is stored: a malformed list
+         * rejects the whole report, like any malformed report. */
+        if (!s_records_valid(m.records)) {
+            farm_log(FARM_LOG_WARN, "sink", "event=bad_report task=%" PRId64 " err=\"records must be [idx, bin] pairs\"",
+                     m.task);
+            goto out;
+        }
         /* The result value is stored as the bytes that came. */
         msgpack_sbuffer rb;
         msgpack_sbuffer_init(&rb);
@@ -128,6 +220,10 @@ int sink_apply(sink_t *s, const void *buf, size_t len) {
         int64_t created = 0, now = farm_now_ms();
         rc = farm_store_result(s->store, &r, now, &out, &created);
         msgpack_sbuffer_destroy(&rb);
+        /* Records go with the first successful result only: a duplicate or
+         * stale result stores none, so a retried attempt stores nothing twice. */
+        if (!rc && out == FARM_RESULT_STORED && m.ok && m.records)
+            rc = s_records_put(s, m.task, m.records);
         if (!rc) {
             if (out == FARM_RESULT_DUPLICATE)
                 s->duplicates++;

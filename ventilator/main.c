@@ -10,6 +10,7 @@
  */
 #include "vent.h"
 
+#include "farm_curve.h"
 #include "farm_err.h"
 #include "farm_log.h"
 #include "farm_proto.h"
@@ -31,6 +32,7 @@ typedef struct {
     farm_backoff_t backoff;
     int64_t lost_after_ms;
     bool insecure, sync_full;
+    const char *curve; /* --curve DIR, or NULL */
 } s_opts_t;
 
 static void s_usage(FILE *f) {
@@ -59,6 +61,9 @@ static void s_usage(FILE *f) {
             "  --max-key BYTES         bytes of an idempotency key (%" PRId64 ")\n"
             "  --max-pending N         stored pending tasks before submit answers busy (%" PRId64 ")\n"
             "  --sync-full             fsync every commit (survives power loss, slower)\n"
+            "  --curve DIR             CURVE: DIR/server.cert (+ _secret) is the head's key pair; only keys\n"
+            "                          in DIR/clients/*.cert may use the front door, only keys in\n"
+            "                          DIR/workers/*.cert may take tasks; re-read while running\n"
             "  --insecure              allow binding a non-loopback address without CURVE\n"
             "  --log-level LEVEL       debug, info, warn or error (info)\n"
             "  --help                  this text\n",
@@ -77,7 +82,7 @@ static int s_int(const char *flag, const char *v, int64_t min, int64_t max, int6
 
 static int s_parse(int argc, char **argv, s_opts_t *o) {
     enum { O_DB = 256, O_FRONT, O_DISPATCH, O_RESULTS, O_FEED, O_LOST, O_BBASE, O_BFACTOR, O_BCAP, O_BJITTER,
-           O_FRAME, O_BATCH, O_ARGS, O_NAME, O_KEY, O_PENDING, O_SYNC, O_INSECURE, O_LOG, O_HELP };
+           O_FRAME, O_BATCH, O_ARGS, O_NAME, O_KEY, O_PENDING, O_SYNC, O_INSECURE, O_LOG, O_HELP, O_CURVE };
     static const struct option opts[] = {
         {"db", 1, 0, O_DB}, {"front", 1, 0, O_FRONT}, {"dispatch", 1, 0, O_DISPATCH}, {"results", 1, 0, O_RESULTS},
         {"feed", 1, 0, O_FEED}, {"lost-after-ms", 1, 0, O_LOST}, {"backoff-base-ms", 1, 0, O_BBASE},
@@ -85,7 +90,7 @@ static int s_parse(int argc, char **argv, s_opts_t *o) {
         {"max-frame", 1, 0, O_FRAME}, {"max-batch", 1, 0, O_BATCH}, {"max-args", 1, 0, O_ARGS},
         {"max-name", 1, 0, O_NAME}, {"max-key", 1, 0, O_KEY}, {"max-pending", 1, 0, O_PENDING},
         {"sync-full", 0, 0, O_SYNC}, {"insecure", 0, 0, O_INSECURE}, {"log-level", 1, 0, O_LOG},
-        {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"help", 0, 0, O_HELP}, {"curve", 1, 0, O_CURVE}, {0, 0, 0, 0}};
     int c;
     int64_t x;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -117,6 +122,7 @@ static int s_parse(int argc, char **argv, s_opts_t *o) {
         case O_PENDING: bad = s_int("--max-pending", optarg, 1, INT64_MAX / 2, &o->limits.max_pending); break;
         case O_SYNC: o->sync_full = true; break;
         case O_INSECURE: o->insecure = true; break;
+        case O_CURVE: o->curve = optarg; bad = !*optarg; break;
         case O_LOG: {
             farm_log_level_t lv;
             bad = farm_log_parse_level(optarg, &lv);
@@ -142,7 +148,7 @@ static int s_parse(int argc, char **argv, s_opts_t *o) {
     }
     const char *binds[] = {o->ep.front, o->ep.dispatch};
     for (size_t i = 0; i < 2; i++)
-        if (!o->insecure && !farm_endpoint_is_local(binds[i])) {
+        if (!o->insecure && !o->curve && !farm_endpoint_is_local(binds[i])) {
             fprintf(stderr,
                     "farm-ventilator: refusing to bind %s: it is reachable from other machines and CURVE is off.\n"
                     "  Use --curve DIR to authenticate workers and clients, or --insecure to accept anyone who can\n"
@@ -151,6 +157,19 @@ static int s_parse(int argc, char **argv, s_opts_t *o) {
             return -1;
         }
     return 0;
+}
+
+/* Make the front door and dispatch CURVE servers and the report socket a
+ * client of the sink with the head's own key. Returns 0 or -1, logged. */
+static int s_curve_apply(farm_curve_server_t *curve, void *front, vent_t *v) {
+    int rc = farm_curve_server_apply(curve, front, FARM_CURVE_CLIENTS);
+    if (!rc)
+        rc = farm_curve_server_apply(curve, v->dispatch, FARM_CURVE_WORKERS);
+    if (!rc)
+        rc = farm_curve_keys_apply(farm_curve_server_self(curve), v->report);
+    if (rc)
+        farm_log(FARM_LOG_ERROR, "vent", "op=curve err=\"%s\"", zmq_strerror(-rc));
+    return rc ? -1 : 0;
 }
 
 /* Answer one front-door request. */
@@ -206,6 +225,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     int err = 0, status = 1;
+    farm_curve_server_t *curve = NULL;
     vent_t v = {.limits = o.limits, .lost_after_ms = o.lost_after_ms, .epoch = farm_now_ms(),
                 .started_mono = farm_mono_ms(), .work_maybe = true};
     msgpack_sbuffer_init(&v.events);
@@ -213,6 +233,12 @@ int main(int argc, char **argv) {
     v.store = farm_store_open(o.db, o.sync_full, &err);
     if (!ctx || !v.store)
         goto out;
+    char why[1024];
+    if (o.curve && !(curve = farm_curve_server_new(ctx, o.curve, "vent", why, sizeof why))) {
+        fprintf(stderr, "farm-ventilator: %s\n", why);
+        status = 2;
+        goto out;
+    }
     farm_store_on_change(v.store, vent_on_change, &v);
     if (farm_store_set_backoff(v.store, &o.backoff))
         goto out;
@@ -224,11 +250,12 @@ int main(int argc, char **argv) {
     if (!front || !v.dispatch || !v.report ||
         zmq_setsockopt(v.dispatch, ZMQ_ROUTER_MANDATORY, &one, sizeof one) ||
         farm_sock_maxmsg(front, o.limits.max_frame * 2) || farm_sock_maxmsg(v.dispatch, 16 << 20) /* a heartbeat lists what a worker holds */ ||
+        (curve && s_curve_apply(curve, front, &v)) ||
         farm_sock_attach(front, o.ep.front, true) || farm_sock_attach(v.dispatch, o.ep.dispatch, true) ||
         farm_sock_attach(v.report, o.ep.results, false))
         goto out;
-    farm_log(FARM_LOG_INFO, "vent", "event=start front=%s dispatch=%s db=%s epoch=%" PRId64, o.ep.front,
-             o.ep.dispatch, o.db, v.epoch);
+    farm_log(FARM_LOG_INFO, "vent", "event=start front=%s dispatch=%s db=%s epoch=%" PRId64 " curve=%s", o.ep.front,
+             o.ep.dispatch, o.db, v.epoch, curve ? "on" : "off");
     int64_t next_tick = farm_mono_ms(), next_stats = next_tick;
     while (!farm_sock_stopping()) {
         zmq_pollitem_t items[] = {{front, 0, ZMQ_POLLIN, 0}, {v.dispatch, 0, ZMQ_POLLIN, 0}};
@@ -282,6 +309,7 @@ out:
         zmq_close(v.dispatch);
     if (v.report)
         zmq_close(v.report);
+    farm_curve_server_destroy(&curve);
     if (ctx)
         zmq_ctx_term(ctx);
     farm_store_close(&v.store, true);

@@ -42,7 +42,10 @@ typedef struct {
     int64_t pid, slots;            /* as reported */
     char *types[VENT_TYPES_MAX];   /* handler names it offers (owned) */
     size_t ntypes;                 /* entries of types */
-    int64_t free;                  /* free slots at acked_seq */
+    int64_t free;                  /* tasks it can take at acked_seq: idle slots + prefetch room */
+    int64_t idle;                  /* of those, idle slots (nothing running, nothing waiting) */
+    int64_t queued;                /* tasks waiting on it for a slot, as last reported */
+    int64_t revoke_mono;           /* when we last asked it to give waiting tasks back */
     int64_t acked_seq;             /* last seq it confirmed in this epoch */
     int64_t sent_seq;              /* last seq sent in this epoch */
     bool welcomed;                 /* it speaks our epoch */
@@ -67,6 +70,7 @@ typedef struct {
     int64_t started_mono;          /* for uptime */
     int64_t lost_after_ms;         /* silence that makes a worker lost */
     bool work_maybe;               /* a dispatch round may find work */
+    bool dry;                      /* the last round found less work than credit */
     msgpack_sbuffer events;        /* pending "task" feed events (packed maps) */
     size_t nevents;                /* number of them */
     char why[256];                 /* buffer of vent_why */

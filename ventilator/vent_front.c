@@ -28,6 +28,43 @@ typedef struct {
     size_t args_off; /* offset of args in the batch buffer, or SIZE_MAX for nil */
 } s_task_t;
 
+/* ---- per-type admission ------------------------------------------------- *
+ * Some types have limits the front door enforces, so a task that no worker
+ * would accept is refused at submit with a bad_request naming the limit,
+ * instead of failing later on a worker. A check sees the task's args (NULL
+ * when absent; the worker reports missing args) and its "tasks[i]" prefix. */
+
+typedef int (*s_admit_fn)(const msgpack_object *args, const char *prefix, farm_error_t *e);
+
+/* ingest: args.records, when given, is an array of at most max_records. */
+static int s_admit_ingest(const msgpack_object *args, const char *prefix, farm_error_t *e) {
+    const msgpack_object *recs = args && args->type == MSGPACK_OBJECT_MAP ? farm_msg_get(args, "records") : NULL;
+    if (!recs || recs->type == MSGPACK_OBJECT_NIL)
+        return 0;
+    char f[64];
+    snprintf(f, sizeof f, "%s.args.records", prefix);
+    if (recs->type != MSGPACK_OBJECT_ARRAY)
+        return farm_error_set(e, FARM_EBADREQ, f, "%s must be an array of records", f);
+    if (recs->via.array.size > FARM_INGEST_MAX_RECORDS)
+        return farm_error_set(e, FARM_EBADREQ, f, "%s has %" PRIu32 " entries, over the limit max_records=%d", f,
+                              recs->via.array.size, FARM_INGEST_MAX_RECORDS);
+    return 0;
+}
+
+static const struct {
+    const char *type;
+    s_admit_fn check;
+} s_admit[] = {
+    {"ingest", s_admit_ingest},
+};
+
+static int s_admit_task(const farm_req_task_t *t, const char *prefix, farm_error_t *e) {
+    for (size_t i = 0; i < sizeof s_admit / sizeof s_admit[0]; i++)
+        if (farm_str_eq(t->type, s_admit[i].type))
+            return s_admit[i].check(t->args, prefix, e);
+    return 0;
+}
+
 static int s_op_submit(vent_t *v, const msgpack_object *req, msgpack_packer *pk, farm_error_t *e) {
     farm_req_submit_t r;
     uint64_t present;
@@ -50,7 +87,8 @@ static int s_op_submit(vent_t *v, const msgpack_object *req, msgpack_packer *pk,
         snprintf(prefix, sizeof prefix, "tasks[%zu]", i);
         farm_req_task_t t;
         uint64_t has;
-        if ((rc = farm_req_task_decode(&r.tasks->via.array.ptr[i], &t, &has, prefix, e)))
+        if ((rc = farm_req_task_decode(&r.tasks->via.array.ptr[i], &t, &has, prefix, e)) ||
+            (rc = s_admit_task(&t, prefix, e)))
             goto out;
         farm_task_spec_t *s = &tasks[i].spec;
         s->type = t.type;

@@ -165,6 +165,14 @@ static int64_t s_credit(const vent_worker_t *w) {
     return c > 0 ? c : 0;
 }
 
+/* Idle slots not yet promised to a task we sent. */
+static int64_t s_idle_now(const vent_worker_t *w) {
+    if (w->state != VENT_W_ALIVE || !w->welcomed)
+        return 0;
+    int64_t c = w->idle - (w->sent_seq - w->acked_seq);
+    return c > 0 ? c : 0;
+}
+
 void vent_sched_capacity(const vent_t *v, int64_t *workers, int64_t *slots, int64_t *busy) {
     *workers = *slots = *busy = 0;
     for (size_t i = 0; i < v->nworkers; i++) {
@@ -301,8 +309,8 @@ void vent_sched_on_worker(vent_t *v, const void *rid, size_t rid_len, const void
         farm_log(FARM_LOG_WARN, "vent", "event=bad_worker_message err=\"%s\"", e.message);
         goto out;
     }
-    bool hb = farm_str_eq(m.m, "hb");
-    if (!hb && !farm_str_eq(m.m, "ready")) {
+    bool hb = farm_str_eq(m.m, "hb"), give = farm_str_eq(m.m, "give");
+    if (!hb && !give && !farm_str_eq(m.m, "ready")) {
         farm_log(FARM_LOG_WARN, "vent", "event=bad_worker_message err=\"unknown kind\"");
         goto out;
     }
@@ -352,13 +360,32 @@ void vent_sched_on_worker(vent_t *v, const void *rid, size_t rid_len, const void
             w->sent_seq = w->acked_seq = 0;
             w->nsent = 0;
             w->free = m.free;
+            w->idle = m.idle;
+            w->queued = m.queued;
         } else if (w->last_seen_mono - w->welcome_mono >= 500) {
             s_welcome(v, w);
         }
     } else if (m.seq >= w->acked_seq && m.seq <= w->sent_seq) {
         w->acked_seq = m.seq;
         w->free = m.free;
+        w->idle = m.idle;
+        w->queued = m.queued;
         s_prune_sent(w);
+    }
+    if (give && m.held) {
+        /* Tasks it took but never started, given back so an idle worker
+         * can have them: pending again, no attempt spent. */
+        if (farm_store_begin(v->store) == 0) {
+            int64_t now = farm_now_ms();
+            for (uint32_t i = 0; i < m.held->via.array.size; i++) {
+                const msgpack_object *id = &m.held->via.array.ptr[i];
+                if (id->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                    (void)farm_store_release(v->store, (int64_t)id->via.u64, w->id, "given back", false, now);
+            }
+            if (farm_store_commit(v->store))
+                farm_store_rollback(v->store);
+        }
+        v->work_maybe = true;
     }
     if (hb) {
         farm_str_copy(w->host, sizeof w->host, m.host);
@@ -441,6 +468,48 @@ static bool s_offers(const vent_worker_t *w, const char *type) {
     return false;
 }
 
+/* True when worker a offers every type worker b offers. */
+static bool s_covers(const vent_worker_t *a, const vent_worker_t *b) {
+    for (size_t i = 0; i < b->ntypes; i++)
+        if (!s_offers(a, b->types[i]))
+            return false;
+    return true;
+}
+
+/* A worker with idle slots and nothing in the database for it, while
+ * another has tasks waiting for a slot: ask that one to give some back
+ * (they return to pending and come to the idle one). This is how a task
+ * never waits on a busy worker while another could start it. */
+#define VENT_REVOKE_EVERY_MS 20
+static void s_steal(vent_t *v) {
+    if (!v->dry)
+        return;
+    v->dry = false;
+    int64_t now = farm_mono_ms();
+    for (size_t i = 0; i < v->nworkers; i++) {
+        vent_worker_t *b = v->workers[i];
+        if (b->queued <= 0 || b->state == VENT_W_LOST || !b->welcomed || now - b->revoke_mono < VENT_REVOKE_EVERY_MS)
+            continue;
+        int64_t idle = 0;
+        for (size_t k = 0; k < v->nworkers; k++)
+            if (k != i && s_covers(v->workers[k], b))
+                idle += s_idle_now(v->workers[k]);
+        if (!idle)
+            continue;
+        int64_t n = idle < b->queued ? idle : b->queued;
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init(&buf);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+        farm_pack_revoke(&pk, n);
+        s_send(v, b, &buf);
+        msgpack_sbuffer_destroy(&buf);
+        b->revoke_mono = now;
+        b->queued -= n; /* what it still has comes in its next report */
+        farm_log(FARM_LOG_DEBUG, "vent", "event=revoke worker=%s tasks=%" PRId64, b->id, n);
+    }
+}
+
 /* A send waiting for COMMIT. */
 typedef struct {
     vent_worker_t *w;
@@ -482,8 +551,11 @@ void vent_sched_dispatch(vent_t *v) {
     for (size_t k = 0; k < nt; k++)
         if (farm_store_ready(v->store, types[k], now, credit[k], s_collect, &cs))
             break;
+    if ((int64_t)cs.n < total)
+        v->dry = true; /* the database had less than the credit: idle workers may steal */
     if (!cs.n) {
         free(cs.c);
+        s_steal(v);
         return;
     }
     qsort(cs.c, cs.n, sizeof *cs.c, s_cand_cmp);
@@ -495,13 +567,14 @@ void vent_sched_dispatch(vent_t *v) {
     }
     for (size_t i = 0; i < cs.n; i++) {
         s_cand_t *c = &cs.c[i];
+        /* An idle slot first (the task starts now), then the most credit. */
         vent_worker_t *best = NULL;
-        int64_t bc = 0;
+        int64_t bi = -1, bc = 0;
         for (size_t k = 0; k < v->nworkers; k++) {
             vent_worker_t *w = v->workers[k];
-            int64_t wc = s_credit(w);
-            if (wc > bc && s_offers(w, c->type))
-                best = w, bc = wc;
+            int64_t wc = s_credit(w), wi = s_idle_now(w);
+            if (wc > 0 && s_offers(w, c->type) && (wi > bi || (wi == bi && wc > bc)))
+                best = w, bi = wi, bc = wc;
         }
         if (!best)
             continue;
@@ -523,7 +596,7 @@ void vent_sched_dispatch(vent_t *v) {
         best->sent[best->nsent++] = (vent_sent_t){c->id, best->sent_seq, farm_mono_ms()};
         farm_msg_task_t t = {.epoch = v->epoch, .seq = best->sent_seq, .id = c->id, .job = c->job,
                              .type = {c->type, (uint32_t)strlen(c->type)}, .attempt = attempt,
-                             .timeout_ms = c->timeout_ms};
+                             .timeout_ms = c->timeout_ms, .priority = c->priority};
         s_out_t *o = &out[nout++];
         o->w = best;
         msgpack_sbuffer_init(&o->b);
@@ -554,6 +627,7 @@ done:
         free(cs.c[i].args);
     free(cs.c);
     free(out);
+    s_steal(v);
 }
 
 /* ---- periodic duties ------------------------------------------------------ */

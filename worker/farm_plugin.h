@@ -24,6 +24,26 @@
  * handler that never returns holds its slot forever: the worker cannot kill
  * a thread.
  *
+ * Records. A handler that produces data for the farm's database (ingest
+ * does) hands each record to farm_task_record(); the worker carries them to
+ * the sink with the result, which stores them with the task's first
+ * successful result only.
+ *
+ * Errors are results. A handler that returns non-zero, packs anything but
+ * exactly one MessagePack value, or packs a result over the size limit
+ * fails its attempt with a message saying so; the task is retried like any
+ * failed attempt. A handler that crashes takes its whole worker down: the
+ * ventilator declares the worker lost and retries the task elsewhere, and
+ * after max_attempts the task fails.
+ *
+ * Building a plugin outside the farm's tree:
+ *
+ *     cc -shared -fPIC -o my.so my.c $(pkg-config --cflags farm-plugin)
+ *     farm-worker --plugin ./my.so --list-types
+ *
+ * The farm_task_* functions are not in any library: they resolve against
+ * the farm-worker executable that loads the plugin.
+ *
  * Threads. A handler may run on several slots at once, so it must be
  * reentrant. The farm_task_* functions may be called from any thread, but
  * only while the handler's call is in progress: the context is reused for
@@ -97,11 +117,36 @@ void *farm_task_handler_data(const farm_task_ctx_t *ctx);
  * cut to 1023 bytes). The last call wins. */
 void farm_task_fail(farm_task_ctx_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Records a task may keep with its result (see farm_task_record). */
+#define FARM_TASK_RECORDS_MAX 100000
+
+/* Keep a record to be stored in the farm's database (table records: task,
+ * idx, data) with this attempt's result. Records are stored only when the
+ * attempt succeeds and its result is the one the farm keeps (the first
+ * successful one), so a task retried after a crash stores its records once;
+ * records of a failed attempt are dropped. idx (>= 0) names the record
+ * within the task, e.g. its index in the input: a second record with the
+ * same idx is ignored when stored. *record is packed (copied) at once, so
+ * it may be freed on return. Records count against the result's size limit
+ * (max-frame) with the result value. Any thread may call this while the
+ * handler runs. Returns 0, or -1 when ctx or record is NULL, idx < 0, the
+ * task already has FARM_TASK_RECORDS_MAX records, the size limit is passed
+ * or memory ran out; the record is then not kept, and farm_task_fail() may
+ * say why. */
+int farm_task_record(farm_task_ctx_t *ctx, int64_t idx, const msgpack_object *record);
+
 /* The two functions a plugin exports, by name and by type. */
 #define FARM_PLUGIN_VERSION_SYMBOL "farm_plugin_api_version"
 #define FARM_PLUGIN_HANDLERS_SYMBOL "farm_plugin_handlers"
 typedef int (*farm_plugin_api_version_fn)(void);
 typedef const farm_handler_t *(*farm_plugin_handlers_fn)(size_t *n);
+
+/* What a plugin defines (declared here so a definition that does not match
+ * fails to compile). farm_plugin_api_version returns
+ * FARM_PLUGIN_API_VERSION; farm_plugin_handlers sets *n to the number of
+ * handlers (1..256) and returns them (static storage). */
+int farm_plugin_api_version(void);
+const farm_handler_t *farm_plugin_handlers(size_t *n);
 
 #ifdef __cplusplus
 }

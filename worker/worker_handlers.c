@@ -9,8 +9,11 @@
  */
 #include "worker_handlers.h"
 
+#include "farm_log.h"
 #include "farm_msg.h"
 #include "farm_time.h"
+#include "handler_interest.h"
+#include "handler_text.h"
 #include "worker_exec.h"
 
 #include <errno.h>
@@ -244,6 +247,12 @@ static int s_exec(farm_task_ctx_t *ctx, const msgpack_object *args, msgpack_pack
         s_exec_run_free(&run);
         return -1;
     }
+    if (!worker_allow_check(&cfg->exec_allow, run.argv[0])) {
+        farm_task_fail(ctx, "exec: program '%.200s' is not in this worker's allow-list", run.argv[0]);
+        s_exec_run_free(&run);
+        return -1;
+    }
+    worker_allow_root_warning();
     int64_t timeout = 0, deadline = farm_task_deadline_ms(ctx);
     if (deadline > 0) {
         timeout = deadline - farm_mono_ms();
@@ -271,6 +280,9 @@ static int s_exec(farm_task_ctx_t *ctx, const msgpack_object *args, msgpack_pack
         worker_exec_result_free(&r);
         return -1;
     }
+    if (r.truncated)
+        farm_log(FARM_LOG_INFO, "worker", "event=output-truncated task=%" PRId64 " limit=max_output max_output=%" PRId64,
+                 farm_task_id(ctx), cfg->max_output);
     msgpack_pack_map(result, 6);
     farm_pack_kv_int(result, "exit_code", r.exit_code);
     farm_pack_kv_int(result, "signal", r.signal);
@@ -304,9 +316,12 @@ int worker_handlers_register(worker_registry_t *reg, const worker_handlers_cfg_t
     const farm_handler_t builtins[] = {
         {"noop", s_noop, NULL},
         {"sleep", s_sleep, NULL},
-        {"exec", s_exec, (void *)cfg},
+        {"ingest", worker_ingest_run, (void *)&cfg->ingest},
+        {"interest", worker_interest_run, NULL},
+        {"text", worker_text_run, NULL},
+        {"exec", s_exec, (void *)cfg}, /* last: only with --allow-exec */
     };
-    size_t n = cfg->allow_exec ? 3 : 2;
+    size_t n = sizeof builtins / sizeof builtins[0] - (cfg->allow_exec ? 0 : 1);
     for (size_t i = 0; i < n; i++) {
         int rc = worker_registry_add(reg, &builtins[i]);
         if (rc != 0)

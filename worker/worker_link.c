@@ -9,6 +9,7 @@
  */
 #include "worker_link.h"
 
+#include "farm_curve.h"
 #include "farm_err.h"
 #include "farm_log.h"
 #include "farm_sock.h"
@@ -68,6 +69,11 @@ static int s_common(void *s, int64_t max_frame) {
         farm_log(FARM_LOG_ERROR, "worker", "event=setsockopt opt=maxmsgsize err=\"%s\"", zmq_strerror(-rc));
         return -1;
     }
+    rc = farm_curve_client_apply(s); /* --curve-server/--curve-cert, if given */
+    if (rc) {
+        farm_log(FARM_LOG_ERROR, "worker", "event=setsockopt opt=curve err=\"%s\"", zmq_strerror(-rc));
+        return -1;
+    }
     return 0;
 }
 
@@ -117,6 +123,11 @@ worker_link_t *worker_link_new(const farm_endpoints_t *ep, const char *name, int
         s_setopt(l->sub, ZMQ_SUBSCRIBE, l->topic, l->topic_len, "subscribe") || s_common(l->dealer, max_frame) ||
         s_common(l->push, max_frame) || s_common(l->sub, max_frame))
         goto fail;
+    /* With CURVE, a head that refuses our key is silent: say so in the log. */
+    if (farm_curve_client_keys() &&
+        (farm_curve_client_watch(l->ctx, l->dealer, "ventilator") || farm_curve_client_watch(l->ctx, l->push, "sink") ||
+         farm_curve_client_watch(l->ctx, l->sub, "feed")))
+        farm_log(FARM_LOG_WARN, "worker", "event=curve-watch err=\"cannot watch the handshakes\"");
     if (farm_sock_attach(l->dealer, ep->dispatch, false) || farm_sock_attach(l->push, ep->results, false) ||
         farm_sock_attach(l->sub, ep->feed, false))
         goto fail;
@@ -220,7 +231,7 @@ int worker_link_recv_vent(worker_link_t *l, worker_link_in_t *in) {
         if (rc == 0)
             rc = farm_msg_task_decode(&in->obj, &in->msg, &e);
         if (rc == 0 && !farm_str_eq(in->msg.m, "welcome") && !farm_str_eq(in->msg.m, "task") &&
-            !farm_str_eq(in->msg.m, "cancel"))
+            !farm_str_eq(in->msg.m, "cancel") && !farm_str_eq(in->msg.m, "revoke"))
             rc = farm_error_set(&e, FARM_EBADREQ, "m", "unknown message kind '%.*s'",
                                 (int)(in->msg.m.len > 16 ? 16 : in->msg.m.len), in->msg.m.ptr);
         if (rc == 0)

@@ -42,6 +42,16 @@ typedef enum {
     S_DRAIN_ACKS,    /* draining: all slots idle, waiting for acks until `until` */
 } s_phase_t;
 
+/* A task received while every slot was busy: its frame, kept whole, is
+ * decoded again when a slot frees. */
+typedef struct s_queued {
+    char *raw;              /* the task message as it came */
+    size_t len;             /* its bytes */
+    int64_t id, attempt;    /* for cancel, revoke and heartbeats */
+    int64_t priority;       /* the queue is ordered by priority, then id */
+    struct s_queued *next;  /* towards the tail (lowest priority, newest) */
+} s_queued_t;
+
 typedef struct {
     const worker_config_t *cfg;  /* borrowed */
     const worker_registry_t *reg; /* borrowed */
@@ -59,6 +69,8 @@ typedef struct {
     s_phase_t phase;             /* see s_phase_t */
     int64_t until;               /* end of the current drain phase */
     int signals;                 /* SIGTERM/SIGINT received */
+    s_queued_t *qhead, *qtail;   /* tasks waiting for a slot, oldest first */
+    int64_t nqueued;             /* their number, at most cfg->prefetch */
     int64_t *held;               /* scratch for heartbeats */
     size_t held_cap;             /* entries allocated at held */
 } s_loop_t;
@@ -72,14 +84,24 @@ static int s_busy(const s_loop_t *l) {
     return n;
 }
 
+/* Tasks this worker can take now: idle slots plus room in the prefetch
+ * queue, bounded by the results it may still hold for the sink. */
 static int64_t s_free(const s_loop_t *l) {
     if (l->phase != S_RUN)
         return 0;
     int64_t busy = s_busy(l);
-    int64_t idle = l->cfg->slots - busy;
-    int64_t room = l->cfg->max_unacked - (int64_t)worker_outbox_count(l->outbox) - busy;
-    int64_t f = idle < room ? idle : room;
+    int64_t take = l->cfg->slots - busy + l->cfg->prefetch - l->nqueued;
+    int64_t room = l->cfg->max_unacked - (int64_t)worker_outbox_count(l->outbox) - busy - l->nqueued;
+    int64_t f = take < room ? take : room;
     return f > 0 ? f : 0;
+}
+
+/* Slots with nothing to run and nothing waiting for them. */
+static int64_t s_idle(const s_loop_t *l) {
+    if (l->phase != S_RUN)
+        return 0;
+    int64_t idle = l->cfg->slots - s_busy(l) - l->nqueued;
+    return idle > 0 ? idle : 0;
 }
 
 static int s_slot_of(const s_loop_t *l, int64_t task) {
@@ -106,7 +128,7 @@ static bool s_send_vent(s_loop_t *l, msgpack_sbuffer *b, const char *what) {
 }
 
 static void s_send_hb(s_loop_t *l, int64_t now) {
-    size_t need = (size_t)l->cfg->slots + worker_outbox_count(l->outbox);
+    size_t need = (size_t)l->cfg->slots + (size_t)l->nqueued + worker_outbox_count(l->outbox);
     if (need > l->held_cap) {
         int64_t *p = realloc(l->held, need * sizeof *p);
         if (p) {
@@ -118,6 +140,8 @@ static void s_send_hb(s_loop_t *l, int64_t now) {
     for (int i = 0; i < l->cfg->slots && nheld < l->held_cap; i++)
         if (worker_slot_task(l->slots[i]))
             l->held[nheld++] = worker_slot_task(l->slots[i]);
+    for (s_queued_t *q = l->qhead; q && nheld < l->held_cap; q = q->next)
+        l->held[nheld++] = q->id;
     nheld += worker_outbox_held(l->outbox, l->held + nheld, l->held_cap - nheld);
 
     const char *state = l->phase == S_RUN ? "alive" : "draining";
@@ -132,6 +156,8 @@ static void s_send_hb(s_loop_t *l, int64_t now) {
         .state = {state, (uint32_t)strlen(state)},
         .completed = l->completed,
         .failed = l->failed,
+        .idle = s_idle(l),
+        .queued = l->nqueued,
     };
     size_t ntypes;
     const char *const *types = worker_registry_types(l->reg, &ntypes);
@@ -156,7 +182,7 @@ static void s_send_ready(s_loop_t *l, int64_t free) {
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    farm_pack_ready(&pk, free, l->epoch, l->seq);
+    farm_pack_ready(&pk, free, l->epoch, l->seq, s_idle(l), l->nqueued);
     s_send_vent(l, &b, "ready");
     msgpack_sbuffer_destroy(&b);
     l->adv_free = free;
@@ -181,13 +207,19 @@ static void s_send_prog(s_loop_t *l, const worker_progress_t *p, int64_t now) {
 }
 
 /* Report a failed attempt that never reached a slot. */
+static void s_fail_now2(s_loop_t *l, int64_t task, int64_t attempt, const char *error, bool cancelled, int64_t now);
+
 static void s_fail_now(s_loop_t *l, int64_t task, int64_t attempt, const char *error, int64_t now) {
+    s_fail_now2(l, task, attempt, error, false, now);
+}
+
+static void s_fail_now2(s_loop_t *l, int64_t task, int64_t attempt, const char *error, bool cancelled, int64_t now) {
     int64_t wall = farm_now_ms();
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    farm_pack_result(&pk, task, attempt, l->cfg->name, false, false, NULL, 0, error, wall, wall);
+    farm_pack_result(&pk, task, attempt, l->cfg->name, false, cancelled, NULL, 0, error, wall, wall);
     size_t len = b.size;
     char *data = msgpack_sbuffer_release(&b);
     if (data)
@@ -200,48 +232,9 @@ static void s_fail_now(s_loop_t *l, int64_t task, int64_t attempt, const char *e
 
 /* ---- what the ventilator says ------------------------------------------- */
 
-static void s_on_task(s_loop_t *l, const farm_msg_task_t *t, int64_t now) {
-    if (t->id <= 0) {
-        farm_log(FARM_LOG_WARN, "worker", "event=bad-message from=ventilator err=\"task without id\"");
-        return;
-    }
-    if (t->epoch != l->epoch) {
-        farm_log(FARM_LOG_INFO, "worker", "event=epoch-adopted epoch=%" PRId64 " was=%" PRId64, t->epoch, l->epoch);
-        l->epoch = t->epoch;
-    }
-    l->seq = t->seq;
-    if (l->adv_free > 0)
-        l->adv_free--; /* the ventilator spent a credit on it */
-
-    char type[FARM_TYPE_MAX + 1];
-    farm_str_copy(type, sizeof type, t->type);
+/* Start task t (handler h) in the idle slot `slot`. */
+static void s_start(s_loop_t *l, int slot, const farm_handler_t *h, const farm_msg_task_t *t, int64_t now) {
     char error[512];
-    const farm_handler_t *h = t->type.ptr ? worker_registry_find(l->reg, t->type.ptr, t->type.len) : NULL;
-    int slot = -1;
-    if (s_slot_of(l, t->id) >= 0) {
-        farm_log(FARM_LOG_WARN, "worker", "event=duplicate-task task=%" PRId64 " attempt=%" PRId64
-                 " reason=\"already running here\"", t->id, t->attempt);
-        return;
-    }
-    if (l->phase != S_RUN) {
-        snprintf(error, sizeof error, "worker draining: not taking new tasks");
-    } else if (!t->type.ptr) {
-        snprintf(error, sizeof error, "task has no type");
-    } else if (!h && farm_str_eq(t->type, "exec")) {
-        snprintf(error, sizeof error, "exec is not enabled on worker %s (start it with --allow-exec)", l->cfg->name);
-    } else if (!h) {
-        snprintf(error, sizeof error, "type '%s' is not offered by worker %s", type, l->cfg->name);
-    } else {
-        for (int i = 0; i < l->cfg->slots && slot < 0; i++)
-            if (worker_slot_task(l->slots[i]) == 0)
-                slot = i;
-        if (slot < 0)
-            snprintf(error, sizeof error, "no free slot on worker %s (%d busy)", l->cfg->name, l->cfg->slots);
-    }
-    if (slot < 0) {
-        s_fail_now(l, t->id, t->attempt, error, now);
-        return;
-    }
     int64_t wall = farm_now_ms();
     int rc = worker_slot_assign(l->slots[slot], h, t, wall, now);
     if (rc < 0) {
@@ -258,10 +251,163 @@ static void s_on_task(s_loop_t *l, const farm_msg_task_t *t, int64_t now) {
     s_note(l, &b, now);
     msgpack_sbuffer_destroy(&b);
     farm_log(FARM_LOG_DEBUG, "worker", "event=task task=%" PRId64 " job=%" PRId64 " attempt=%" PRId64
-             " type=%s slot=%d timeout_ms=%" PRId64, t->id, t->job, t->attempt, type, slot, t->timeout_ms);
+             " slot=%d timeout_ms=%" PRId64, t->id, t->job, t->attempt, slot, t->timeout_ms);
 }
 
-static void s_on_cancel(s_loop_t *l, int64_t task) {
+static int s_idle_slot(const s_loop_t *l) {
+    for (int i = 0; i < l->cfg->slots; i++)
+        if (worker_slot_task(l->slots[i]) == 0)
+            return i;
+    return -1;
+}
+
+static bool s_is_queued(const s_loop_t *l, int64_t task) {
+    for (const s_queued_t *q = l->qhead; q; q = q->next)
+        if (q->id == task)
+            return true;
+    return false;
+}
+
+/* Remove and return the queued entry of task (NULL: not queued). */
+static s_queued_t *s_unqueue(s_loop_t *l, int64_t task) {
+    s_queued_t *prev = NULL;
+    for (s_queued_t *q = l->qhead; q; prev = q, q = q->next) {
+        if (q->id != task)
+            continue;
+        if (prev)
+            prev->next = q->next;
+        else
+            l->qhead = q->next;
+        if (l->qtail == q)
+            l->qtail = prev;
+        l->nqueued--;
+        return q;
+    }
+    return NULL;
+}
+
+static void s_on_task(s_loop_t *l, const farm_msg_task_t *t, const void *raw, size_t len, int64_t now) {
+    if (t->id <= 0) {
+        farm_log(FARM_LOG_WARN, "worker", "event=bad-message from=ventilator err=\"task without id\"");
+        return;
+    }
+    if (t->epoch != l->epoch) {
+        farm_log(FARM_LOG_INFO, "worker", "event=epoch-adopted epoch=%" PRId64 " was=%" PRId64, t->epoch, l->epoch);
+        l->epoch = t->epoch;
+    }
+    l->seq = t->seq;
+    if (l->adv_free > 0)
+        l->adv_free--; /* the ventilator spent a credit on it */
+
+    char type[FARM_TYPE_MAX + 1];
+    farm_str_copy(type, sizeof type, t->type);
+    char error[512];
+    const farm_handler_t *h = t->type.ptr ? worker_registry_find(l->reg, t->type.ptr, t->type.len) : NULL;
+    if (s_slot_of(l, t->id) >= 0 || s_is_queued(l, t->id)) {
+        farm_log(FARM_LOG_WARN, "worker", "event=duplicate-task task=%" PRId64 " attempt=%" PRId64
+                 " reason=\"already here\"", t->id, t->attempt);
+        return;
+    }
+    int slot = -1;
+    error[0] = '\0';
+    if (l->phase != S_RUN) {
+        snprintf(error, sizeof error, "worker draining: not taking new tasks");
+    } else if (!t->type.ptr) {
+        snprintf(error, sizeof error, "task has no type");
+    } else if (!h && farm_str_eq(t->type, "exec")) {
+        snprintf(error, sizeof error, "exec is not enabled on worker %s (start it with --allow-exec)", l->cfg->name);
+    } else if (!h) {
+        snprintf(error, sizeof error, "type '%s' is not offered by worker %s", type, l->cfg->name);
+    } else if (l->nqueued == 0 && (slot = s_idle_slot(l)) >= 0) {
+        s_start(l, slot, h, t, now);
+        return;
+    } else if (l->nqueued < l->cfg->prefetch) {
+        /* Every slot is busy: keep the task, to start the moment one frees. */
+        s_queued_t *q = calloc(1, sizeof *q);
+        char *copy = q ? malloc(len) : NULL;
+        if (copy) {
+            memcpy(copy, raw, len);
+            *q = (s_queued_t){copy, len, t->id, t->attempt, t->priority, NULL};
+            /* In dispatch order: higher priority first, then submission order. */
+            s_queued_t **pp = &l->qhead;
+            while (*pp && ((*pp)->priority > q->priority || ((*pp)->priority == q->priority && (*pp)->id < q->id)))
+                pp = &(*pp)->next;
+            q->next = *pp;
+            *pp = q;
+            if (!q->next)
+                l->qtail = q;
+            l->nqueued++;
+            return;
+        }
+        free(q);
+        snprintf(error, sizeof error, "worker %s out of memory queueing the task", l->cfg->name);
+    } else {
+        snprintf(error, sizeof error, "no free slot on worker %s (%d busy, %" PRId64 " waiting)", l->cfg->name,
+                 l->cfg->slots, l->nqueued);
+    }
+    s_fail_now(l, t->id, t->attempt, error, now);
+}
+
+/* Start waiting tasks while slots are idle. */
+static void s_start_queued(s_loop_t *l, int64_t now) {
+    int slot;
+    while (l->qhead && l->phase == S_RUN && (slot = s_idle_slot(l)) >= 0) {
+        s_queued_t *q = s_unqueue(l, l->qhead->id);
+        msgpack_zone z;
+        msgpack_object o;
+        farm_msg_task_t t;
+        farm_error_t e;
+        if (msgpack_zone_init(&z, 1024)) {
+            if (farm_msg_unpack(q->raw, q->len, &z, &o, &e) == 0 && farm_msg_task_decode(&o, &t, &e) == 0) {
+                const farm_handler_t *h = worker_registry_find(l->reg, t.type.ptr, t.type.len);
+                if (h)
+                    s_start(l, slot, h, &t, now);
+                else
+                    s_fail_now(l, q->id, q->attempt, "handler vanished", now);
+            } else {
+                s_fail_now(l, q->id, q->attempt, "worker could not decode a queued task", now);
+            }
+            msgpack_zone_destroy(&z);
+        } else {
+            s_fail_now(l, q->id, q->attempt, "worker out of memory starting a queued task", now);
+        }
+        free(q->raw);
+        free(q);
+    }
+}
+
+/* Give back up to n waiting tasks, newest first; they never started. */
+static void s_give_back(s_loop_t *l, int64_t n) {
+    int64_t ids[256];
+    size_t k = 0;
+    while (n-- > 0 && l->qtail && k < 256) {
+        s_queued_t *q = s_unqueue(l, l->qtail->id);
+        ids[k++] = q->id;
+        free(q->raw);
+        free(q);
+    }
+    if (!k)
+        return;
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    int64_t free_now = s_free(l);
+    farm_pack_give(&pk, ids, k, l->epoch, l->seq, free_now, s_idle(l), l->nqueued);
+    s_send_vent(l, &b, "give");
+    msgpack_sbuffer_destroy(&b);
+    l->adv_free = free_now;
+    farm_log(FARM_LOG_DEBUG, "worker", "event=give-back tasks=%zu", k);
+}
+
+static void s_on_cancel(s_loop_t *l, int64_t task, int64_t now) {
+    s_queued_t *q = s_unqueue(l, task);
+    if (q) {
+        s_fail_now2(l, q->id, q->attempt, "cancelled", true, now);
+        free(q->raw);
+        free(q);
+        return;
+    }
     int i = s_slot_of(l, task);
     if (i < 0 || task <= 0) {
         farm_log(FARM_LOG_DEBUG, "worker", "event=cancel task=%" PRId64 " running=false", task);
@@ -272,11 +418,14 @@ static void s_on_cancel(s_loop_t *l, int64_t task) {
              delivered ? "true" : "false");
 }
 
-static void s_on_vent(s_loop_t *l, const farm_msg_task_t *m, int64_t now) {
+static void s_on_vent(s_loop_t *l, const worker_link_in_t *in, int64_t now) {
+    const farm_msg_task_t *m = &in->msg;
     if (farm_str_eq(m->m, "task")) {
-        s_on_task(l, m, now);
+        s_on_task(l, m, zmq_msg_data((zmq_msg_t *)&in->frame), zmq_msg_size((zmq_msg_t *)&in->frame), now);
     } else if (farm_str_eq(m->m, "cancel")) {
-        s_on_cancel(l, m->id);
+        s_on_cancel(l, m->id, now);
+    } else if (farm_str_eq(m->m, "revoke")) {
+        s_give_back(l, m->n);
     } else { /* welcome: worker_link lets nothing else through */
         farm_log(FARM_LOG_INFO, "worker", "event=welcome epoch=%" PRId64 " was=%" PRId64, m->epoch, l->epoch);
         l->epoch = m->epoch;
@@ -360,6 +509,7 @@ static int s_stop_all(s_loop_t *l, worker_stop_t why) {
 /* ---- drain -------------------------------------------------------------- */
 
 static void s_drain_begin(s_loop_t *l, int64_t now) {
+    s_give_back(l, l->nqueued); /* nothing waiting starts now: let others have it */
     l->phase = S_DRAIN_FINISH;
     l->until = now + l->cfg->grace_ms;
     farm_log(FARM_LOG_INFO, "worker", "event=drain running=%d grace_ms=%" PRId64 " unacked=%zu", s_busy(l),
@@ -494,7 +644,7 @@ static int s_turn(s_loop_t *l) {
             int rc = worker_link_recv_vent(l->link, &in);
             if (rc <= 0)
                 break;
-            s_on_vent(l, &in.msg, now);
+            s_on_vent(l, &in, now);
             worker_link_in_release(&in);
         }
     }
@@ -507,6 +657,7 @@ static int s_turn(s_loop_t *l) {
             farm_log(FARM_LOG_ERROR, "worker", "event=eventfd-read err=\"%s\"", strerror(errno));
         s_collect(l, now);
     }
+    s_start_queued(l, now);
     if (woken || s_progress_due(l, now))
         s_progress(l, now);
     s_timeouts(l, now);
@@ -535,6 +686,12 @@ static void s_cleanup(s_loop_t *l, bool abort) {
             close(l->wake_fd);
     }
     free(l->held);
+    while (l->qhead) {
+        s_queued_t *q = l->qhead;
+        l->qhead = q->next;
+        free(q->raw);
+        free(q);
+    }
 }
 
 int worker_loop_run(const worker_config_t *cfg, const worker_registry_t *reg, int sig_fd) {

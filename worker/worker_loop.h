@@ -43,6 +43,7 @@ typedef struct {
     int64_t grace_ms;                   /* drain: time running tasks get to finish */
     int64_t kill_grace_ms;              /* drain: time a stopped task gets to return before giving up */
     int64_t max_unacked;                /* results held for the sink before free drops to 0 */
+    int64_t prefetch;                   /* tasks accepted beyond the slots, waiting for one */
     int64_t max_frame;                  /* bytes of an incoming message */
 } worker_config_t;
 

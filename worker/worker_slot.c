@@ -13,6 +13,12 @@
  * decoding it again: a handler that packed zero or several values, or ran
  * the packer out of memory, is caught here, on its own thread, and reported
  * as a failure instead of sending the sink a malformed message.
+ *
+ * Records (farm_task_record) are packed as they come into one buffer that
+ * starts with a 5-byte array32 header, patched with the count when the
+ * result is packed, so the list goes into the message without a copy. They
+ * are under `pmu` like the rest of what a handler's threads may write, and
+ * only travel with a successful result.
  */
 #include "worker_slot.h"
 
@@ -35,6 +41,9 @@
 
 #define S_ERROR_MAX 1024 /* bytes of an error text, NUL included */
 #define S_TIMEOUT_MAX_MS (100LL * 365 * 24 * 3600 * 1000) /* longer timeouts are ignored */
+#define S_RECS_HEADER 5 /* bytes of the array32 header at the front of the records buffer */
+#define S_RECS_KEEP (1024 * 1024) /* a records buffer larger than this is freed between tasks */
+_Static_assert(FARM_TASK_RECORDS_MAX == FARM_RESULT_RECORDS_MAX, "record limits of the plugin API and the wire must agree");
 _Static_assert(sizeof(((worker_slot_result_t *)0)->error) == S_ERROR_MAX, "error buffers must agree");
 
 typedef enum {
@@ -54,6 +63,8 @@ struct farm_task_ctx {
     int stop_fd;             /* eventfd, readable once stopped; reset when collected */
     void *ud;                /* the handler's ud */
     char error[S_ERROR_MAX]; /* farm_task_fail() text, under slot->pmu; "" none */
+    msgpack_sbuffer recs;    /* farm_task_record()s, under slot->pmu: header + [idx, bin] pairs */
+    size_t nrecs;            /* records in recs */
 };
 
 struct worker_slot {
@@ -189,6 +200,52 @@ void farm_task_fail(farm_task_ctx_t *ctx, const char *fmt, ...) {
     s_unlock(&ctx->slot->pmu);
 }
 
+/* Empty the records buffer down to its header. Returns false when out of
+ * memory (the buffer is then empty and farm_task_record fails). */
+static bool s_recs_reset(farm_task_ctx_t *c) {
+    if (c->recs.alloc > S_RECS_KEEP) { /* a big task's buffer is not kept for the next */
+        msgpack_sbuffer_destroy(&c->recs);
+        msgpack_sbuffer_init(&c->recs);
+    }
+    msgpack_sbuffer_clear(&c->recs);
+    c->nrecs = 0;
+    static const char hdr[S_RECS_HEADER] = {(char)0xdd, 0, 0, 0, 0};
+    return msgpack_sbuffer_write(&c->recs, hdr, sizeof hdr) == 0;
+}
+
+int farm_task_record(farm_task_ctx_t *ctx, int64_t idx, const msgpack_object *record) {
+    if (!ctx || !record || idx < 0)
+        return -1;
+    /* Pack the record alone first, outside the lock. */
+    msgpack_sbuffer one;
+    msgpack_sbuffer_init(&one);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &one, msgpack_sbuffer_write);
+    if (msgpack_pack_object(&pk, *record) != 0 || one.size == 0) {
+        msgpack_sbuffer_destroy(&one);
+        return -1;
+    }
+    worker_slot_t *s = ctx->slot;
+    int rc = -1;
+    s_lock(&s->pmu);
+    if (ctx->recs.size >= S_RECS_HEADER && ctx->nrecs < FARM_TASK_RECORDS_MAX &&
+        (int64_t)(ctx->recs.size + one.size + 32) <= s->max_result) {
+        size_t mark = ctx->recs.size;
+        msgpack_packer rp;
+        msgpack_packer_init(&rp, &ctx->recs, msgpack_sbuffer_write);
+        if (msgpack_pack_array(&rp, 2) == 0 && msgpack_pack_int64(&rp, idx) == 0 &&
+            msgpack_pack_bin(&rp, one.size) == 0 && msgpack_pack_bin_body(&rp, one.data, one.size) == 0) {
+            ctx->nrecs++;
+            rc = 0;
+        } else {
+            ctx->recs.size = mark; /* drop the half-written pair */
+        }
+    }
+    s_unlock(&s->pmu);
+    msgpack_sbuffer_destroy(&one);
+    return rc;
+}
+
 /* ---- the slot thread ---------------------------------------------------- */
 
 static void s_stop_text(char *dst, size_t n, worker_stop_t why, int64_t timeout_ms) {
@@ -208,8 +265,24 @@ static bool s_pack_result(worker_slot_t *s, bool ok, bool cancelled, const msgpa
     msgpack_sbuffer_clear(&s->out);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &s->out, msgpack_sbuffer_write);
-    farm_pack_result(&pk, c->id, c->attempt, s->worker, ok, cancelled, value ? value->data : NULL,
-                     value ? value->size : 0, ok ? NULL : error, s->started_ms, finished_ms);
+    /* Records go only with a successful result; the handler has returned,
+     * so nothing writes them any more. */
+    const char *recs = NULL;
+    size_t recs_len = 0;
+    if (ok && c->nrecs > 0 && c->recs.size >= S_RECS_HEADER) {
+        uint32_t n = (uint32_t)c->nrecs;
+        unsigned char *h = (unsigned char *)c->recs.data;
+        h[0] = 0xdd;
+        h[1] = (unsigned char)(n >> 24);
+        h[2] = (unsigned char)(n >> 16);
+        h[3] = (unsigned char)(n >> 8);
+        h[4] = (unsigned char)n;
+        recs = c->recs.data;
+        recs_len = c->recs.size;
+    }
+    farm_pack_result_records(&pk, c->id, c->attempt, s->worker, ok, cancelled, value ? value->data : NULL,
+                             value ? value->size : 0, ok ? NULL : error, s->started_ms, finished_ms, recs,
+                             recs_len);
     msgpack_zone z;
     if (!msgpack_zone_init(&z, 1024))
         return false;
@@ -268,9 +341,10 @@ static void s_run(worker_slot_t *s) {
     } else {
         ok = true;
     }
-    if ((int64_t)value.size > s->max_result) {
+    size_t result_size = value.size + (ok && c->nrecs ? c->recs.size : 0);
+    if ((int64_t)result_size > s->max_result) {
         snprintf(error, sizeof error, "%s: result is %zu bytes, over the limit max-frame=%" PRId64,
-                 s->handler->type, value.size, s->max_result);
+                 s->handler->type, result_size, s->max_result);
         ok = false;
         msgpack_sbuffer_clear(&value);
     }
@@ -327,6 +401,7 @@ worker_slot_t *worker_slot_new(int index, const char *worker, int wake_fd) {
     s->ctx.slot = s;
     msgpack_sbuffer_init(&s->args);
     msgpack_sbuffer_init(&s->out);
+    msgpack_sbuffer_init(&s->ctx.recs);
     s->ctx.stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->ctx.stop_fd < 0) {
         farm_log(FARM_LOG_ERROR, "worker", "event=slot-new slot=%d op=eventfd err=\"%s\"", index, strerror(errno));
@@ -385,6 +460,7 @@ void worker_slot_destroy(worker_slot_t **p) {
     close(s->ctx.stop_fd);
     msgpack_sbuffer_destroy(&s->args);
     msgpack_sbuffer_destroy(&s->out);
+    msgpack_sbuffer_destroy(&s->ctx.recs);
     free(s);
     *p = NULL;
 }
@@ -421,7 +497,12 @@ int worker_slot_assign(worker_slot_t *s, const farm_handler_t *h, const farm_msg
     s_lock(&s->pmu);
     s->p_has = s->p_poked = false;
     s->p_last = 0;
+    bool recs_ok = s_recs_reset(c);
     s_unlock(&s->pmu);
+    if (!recs_ok) {
+        s->held_task = s->held_attempt = s->held_deadline = 0;
+        return -ENOMEM;
+    }
     s_lock(&s->mu);
     s->phase = S_ASSIGNED;
     s_check(pthread_cond_signal(&s->cv), "pthread_cond_signal");

@@ -60,7 +60,8 @@ static void s_check_db(h_t *h, int64_t tasks) {
     /* Exactly one result per task, and no task without one. */
     assert_int_equal(s_sql(h, "SELECT count(*) FROM results"), tasks);
     assert_int_equal(s_sql(h, "SELECT count(*) FROM tasks t WHERE NOT EXISTS (SELECT 1 FROM results r WHERE r.task = t.id)"), 0);
-    /* The counters the trigger keeps agree with the rows. */
+    /* The counters and the failures table the trigger keeps agree with the rows. */
+    assert_int_equal(s_sql(h, "SELECT count(*) FROM bad"), s_sql(h, "SELECT count(*) FROM tasks WHERE state >= 4"));
     assert_int_equal(s_sql(h, "SELECT n0+n1+n2+n3+n4+n5 FROM totals"), tasks);
     assert_int_equal(s_sql(h, "SELECT count(*) FROM jobs j WHERE n0+n1+n2+n3+n4+n5 != total OR total != (SELECT count(*) FROM tasks t WHERE t.job = j.id)"), 0);
 }

@@ -376,7 +376,7 @@ static void test_rt_hb_empty(void **state) {
 static void test_rt_ready(void **state) {
     msg_t m;
     msg_init(&m);
-    farm_pack_ready(&m.pk, 2, 1700000000123, 77);
+    farm_pack_ready(&m.pk, 2, 1700000000123, 77, 1, 3);
     farm_msg_hb_t r;
     memset(&r, 0xa5, sizeof r);
     assert_int_equal(farm_msg_hb_decode(msg_unpack(&m), &r, &m.e), 0);
@@ -394,7 +394,32 @@ static void test_rt_ready(void **state) {
     assert_int_equal(r.slots, 0);
     assert_int_equal(r.completed, 0);
     assert_int_equal(r.failed, 0);
-    assert_int_equal(m.o.via.map.size, 4);
+    assert_int_equal(r.idle, 1);
+    assert_int_equal(r.queued, 3);
+    assert_int_equal(m.o.via.map.size, 6);
+    msg_free(&m);
+}
+
+static void test_rt_give_revoke(void **state) {
+    msg_t m;
+    msg_init(&m);
+    int64_t ids[3] = {7, 8, 9};
+    farm_pack_give(&m.pk, ids, 3, 1700000000123, 12, 5, 0, 2);
+    farm_msg_hb_t r;
+    assert_int_equal(farm_msg_hb_decode(msg_unpack(&m), &r, &m.e), 0);
+    assert_true(farm_str_eq(r.m, "give"));
+    assert_int_equal(r.held->via.array.size, 3);
+    assert_int_equal(r.held->via.array.ptr[2].via.u64, 9);
+    assert_int_equal(r.seq, 12);
+    assert_int_equal(r.free, 5);
+    assert_int_equal(r.queued, 2);
+    msg_free(&m);
+    msg_init(&m);
+    farm_pack_revoke(&m.pk, 4);
+    farm_msg_task_t t;
+    assert_int_equal(farm_msg_task_decode(msg_unpack(&m), &t, &m.e), 0);
+    assert_true(farm_str_eq(t.m, "revoke"));
+    assert_int_equal(t.n, 4);
     msg_free(&m);
 }
 
@@ -666,6 +691,34 @@ static void test_rt_result_failed(void **state) {
     assert_int_equal(r.result->via.bin.size, 1);
     msg_free(&m);
     free(big);
+}
+
+static void test_rt_result_records(void **state) {
+    /* records: [[0, bin({"id": 1})], [7, bin("x")]] */
+    static const char recs[] = "\x92\x92\x00\xc4\x05\x81\xa2id\x01\x92\x07\xc4\x01x";
+    msg_t m;
+    msg_init(&m);
+    farm_pack_result_records(&m.pk, 9, 1, "w1", true, false, "\xc0", 1, NULL, 1, 2, recs, sizeof recs - 1);
+    farm_msg_report_t r;
+    memset(&r, 0xa5, sizeof r);
+    assert_int_equal(farm_msg_report_decode(msg_unpack(&m), &r, &m.e), 0);
+    assert_int_equal(r.task, 9);
+    assert_true(r.ok);
+    assert_non_null(r.records);
+    assert_int_equal(r.records->type, MSGPACK_OBJECT_ARRAY);
+    assert_int_equal(r.records->via.array.size, 2);
+    const msgpack_object *p = r.records->via.array.ptr[1].via.array.ptr;
+    assert_int_equal(p[0].via.u64, 7);
+    assert_int_equal(p[1].type, MSGPACK_OBJECT_BIN);
+    assert_memory_equal(p[1].via.bin.ptr, "x", 1);
+    msg_free(&m);
+    /* Without records the key is absent, as farm_pack_result packs it. */
+    msg_init(&m);
+    farm_pack_result_records(&m.pk, 9, 1, "w1", true, false, NULL, 0, NULL, 1, 2, NULL, 0);
+    assert_int_equal(farm_msg_report_decode(msg_unpack(&m), &r, &m.e), 0);
+    assert_null(r.records);
+    assert_null(farm_msg_get(msg_unpack(&m), "records"));
+    msg_free(&m);
 }
 
 static void test_rt_pub(void **state) {
@@ -1847,6 +1900,7 @@ int main(void) {
         cmocka_unit_test(test_rt_hb),
         cmocka_unit_test(test_rt_hb_empty),
         cmocka_unit_test(test_rt_ready),
+        cmocka_unit_test(test_rt_give_revoke),
         cmocka_unit_test(test_rt_welcome),
         cmocka_unit_test(test_rt_task),
         cmocka_unit_test(test_rt_task_nil_args),
@@ -1855,6 +1909,7 @@ int main(void) {
         cmocka_unit_test(test_rt_prog),
         cmocka_unit_test(test_rt_result_ok),
         cmocka_unit_test(test_rt_result_failed),
+        cmocka_unit_test(test_rt_result_records),
         cmocka_unit_test(test_rt_pub),
         cmocka_unit_test(test_internal_reject),
         cmocka_unit_test(test_head),

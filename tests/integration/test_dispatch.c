@@ -1,0 +1,236 @@
+/* Integration: how the ventilator hands out work, seen from the front door.
+ *
+ * The hoarding test of issue 2 (a busy worker must not sit on tasks while
+ * another has a free slot), priority then submission order, delay_ms, task
+ * types offered by one worker only, and max_attempts with the attempt
+ * history for a builtin that fails. Times compared are the farm's own
+ * (created_ms, started_ms, finished_ms from status); the test only polls.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define S_SHORT 20 /* short tasks of the hoarding test */
+
+static void s_wait_up(h_t *h, int nworkers) {
+    int64_t end = h_now() + 10000;
+    while (h_call(h, "{\"op\":\"health\"}") != 0)
+        assert_true(h_now() < end);
+    assert_true(h_wait_workers(h, nworkers, 10000));
+}
+
+static int setup(void **state) {
+    *state = h_new();
+    return 0;
+}
+
+static int teardown(void **state) {
+    h_t *h = *state;
+    h_free(&h);
+    return 0;
+}
+
+/* The fields of a task's status that the tests compare. */
+typedef struct {
+    char state[32], worker[64];
+    int64_t created, started, finished, attempts;
+} s_view_t;
+
+static s_view_t s_view(h_t *h, int64_t task) {
+    const msgpack_object *r = h_ok(h, "{\"op\":\"status\",\"task\":%lld}", (long long)task);
+    s_view_t v = {0};
+    snprintf(v.state, sizeof v.state, "%s", h_str(r, "task.state"));
+    snprintf(v.worker, sizeof v.worker, "%s", h_str(r, "task.worker"));
+    v.created = h_int(r, "task.created_ms");
+    v.started = h_nil(r, "task.started_ms") ? -1 : h_int(r, "task.started_ms");
+    v.finished = h_nil(r, "task.finished_ms") ? -1 : h_int(r, "task.finished_ms");
+    v.attempts = h_int(r, "task.attempts");
+    return v;
+}
+
+/* (a) Issue 2's hoarding test. 2 workers x 1 slot; one 4 s task, then one
+ * batch of twenty 50 ms tasks submitted right after it. The twenty must all
+ * run on the other worker, each finishing within 2 s of its submission,
+ * while the long one still runs: none waits behind the busy worker. */
+static void test_no_hoarding(void **state) {
+    h_t *h = *state;
+    h_start_vent(h, NULL);
+    h_start_sink(h, NULL);
+    h_start_worker(h, "w1", 1, NULL);
+    h_start_worker(h, "w2", 1, NULL);
+    s_wait_up(h, 2);
+    const msgpack_object *r = h_ok(h, "{\"op\":\"submit\",\"name\":\"long\",\"tasks\":[{\"type\":\"sleep\",\"args\":{\"ms\":4000}}]}");
+    int64_t long_job = h_int(r, "job"), long_task = h_int(r, "tasks.0");
+    char batch[4096] = "{\"op\":\"submit\",\"name\":\"short\",\"tasks\":[";
+    for (int i = 0; i < S_SHORT; i++)
+        strcat(batch, i ? ",{\"type\":\"sleep\",\"args\":{\"ms\":50}}" : "{\"type\":\"sleep\",\"args\":{\"ms\":50}}");
+    strcat(batch, "]}");
+    r = h_ok(h, "%s", batch);
+    int64_t short_job = h_int(r, "job");
+    assert_int_equal(h_get(r, "tasks")->via.array.size, S_SHORT);
+    int64_t first = h_int(r, "tasks.0");
+    assert_string_equal(h_wait_job(h, short_job, 10000), "completed");
+
+    s_view_t lv = s_view(h, long_task);
+    /* The long task still runs: everything below happened beside it. */
+    assert_string_equal(lv.state, "running");
+    assert_true(strcmp(lv.worker, "w1") == 0 || strcmp(lv.worker, "w2") == 0);
+    for (int i = 0; i < S_SHORT; i++) {
+        s_view_t v = s_view(h, first + i);
+        assert_string_equal(v.state, "completed");
+        if (v.finished - v.created > 2000)
+            fail_msg("short task %d (id %lld) finished %lld ms after its submission (limit 2000); worker %s", i,
+                     (long long)(first + i), (long long)(v.finished - v.created), v.worker);
+        if (strcmp(v.worker, lv.worker) == 0)
+            fail_msg("short task %d ran on %s, the worker busy with the long task", i, v.worker);
+        assert_int_equal(v.attempts, 1);
+    }
+    /* Do not leave a 4 s drain to the teardown. */
+    h_ok(h, "{\"op\":\"cancel\",\"job\":%lld}", (long long)long_job);
+    assert_true(h_wait_task(h, long_task, "cancelled", 10000));
+}
+
+/* (b) Priority first (higher first), then submission order. */
+static void test_priority_order(void **state) {
+    h_t *h = *state;
+    h_start_vent(h, NULL);
+    h_start_sink(h, NULL);
+    h_start_worker(h, "w1", 1, NULL);
+    s_wait_up(h, 1);
+    const msgpack_object *r = h_ok(h, "{\"op\":\"submit\",\"tasks\":[{\"type\":\"sleep\",\"args\":{\"ms\":20000}}]}");
+    int64_t blocker = h_int(r, "tasks.0");
+    assert_true(h_wait_task(h, blocker, "running", 10000));
+    /* One submit each, so the order also holds across jobs. */
+    const int prio[5] = {0, 5, 0, 10, -3};
+    int64_t id[5];
+    for (int i = 0; i < 5; i++) {
+        r = h_ok(h, "{\"op\":\"submit\",\"tasks\":[{\"type\":\"sleep\",\"args\":{\"ms\":30},\"priority\":%d}]}",
+                 prio[i]);
+        id[i] = h_int(r, "tasks.0");
+    }
+    for (int i = 0; i < 5; i++)
+        assert_string_equal(s_view(h, id[i]).state, "pending");
+    /* Free the slot. */
+    r = h_ok(h, "{\"op\":\"cancel\",\"task\":%lld}", (long long)blocker);
+    assert_int_equal(h_int(r, "cancelled"), 1);
+    for (int i = 0; i < 5; i++)
+        assert_true(h_wait_task(h, id[i], "completed", 10000));
+    /* Expected start order: 10, 5, 0 (first), 0 (second), -3. */
+    const int order[5] = {3, 1, 0, 2, 4};
+    int64_t prev = 0;
+    for (int k = 0; k < 5; k++) {
+        s_view_t v = s_view(h, id[order[k]]);
+        assert_true(v.started > 0);
+        if (v.started <= prev)
+            fail_msg("task of priority %d (id %lld) started at %lld, not after the one before it (%lld)",
+                     prio[order[k]], (long long)id[order[k]], (long long)v.started, (long long)prev);
+        prev = v.started;
+    }
+}
+
+/* (c) delay_ms holds a task back from its submission time. */
+static void test_delay(void **state) {
+    h_t *h = *state;
+    h_start_vent(h, NULL);
+    h_start_sink(h, NULL);
+    h_start_worker(h, "w1", 2, NULL);
+    s_wait_up(h, 1);
+    const msgpack_object *r = h_ok(h, "{\"op\":\"submit\",\"tasks\":[{\"type\":\"noop\",\"delay_ms\":600},{\"type\":\"noop\"}]}");
+    int64_t delayed = h_int(r, "tasks.0"), now = h_int(r, "tasks.1");
+    /* The undelayed one runs at once on the idle worker; the other waits. */
+    assert_true(h_wait_task(h, now, "completed", 10000));
+    assert_true(h_wait_task(h, delayed, "completed", 10000));
+    s_view_t v = s_view(h, delayed);
+    if (v.started < v.created + 600)
+        fail_msg("delay_ms 600: started %lld ms after submission", (long long)(v.started - v.created));
+    assert_int_equal(v.attempts, 1);
+}
+
+/* (d) A type offered by one worker goes only to that worker, though the
+ * other one idles. */
+static void test_types(void **state) {
+    h_t *h = *state;
+    h_start_vent(h, NULL);
+    h_start_sink(h, NULL);
+    h_start_worker(h, "execw", 1, "--allow-exec", NULL);
+    h_start_worker(h, "plain", 1, NULL);
+    s_wait_up(h, 2);
+    const msgpack_object *r = h_ok(h, "{\"op\":\"submit\",\"tasks\":["
+                                      "{\"type\":\"exec\",\"args\":{\"argv\":[\"sleep\",\"0.05\"]}},"
+                                      "{\"type\":\"exec\",\"args\":{\"argv\":[\"sleep\",\"0.05\"]}},"
+                                      "{\"type\":\"exec\",\"args\":{\"argv\":[\"sleep\",\"0.05\"]}},"
+                                      "{\"type\":\"exec\",\"args\":{\"argv\":[\"sleep\",\"0.05\"]}},"
+                                      "{\"type\":\"noop\"}]}");
+    int64_t job = h_int(r, "job"), first = h_int(r, "tasks.0");
+    assert_string_equal(h_wait_job(h, job, 10000), "completed");
+    for (int i = 0; i < 4; i++) {
+        s_view_t v = s_view(h, first + i);
+        assert_string_equal(v.state, "completed");
+        assert_string_equal(v.worker, "execw");
+    }
+    r = h_ok(h, "{\"op\":\"workers\"}");
+    const msgpack_object *ws = h_get(r, "workers");
+    assert_int_equal(ws->via.array.size, 2);
+    for (uint32_t i = 0; i < 2; i++) {
+        const msgpack_object *w = &ws->via.array.ptr[i];
+        const msgpack_object *types = h_get(w, "types");
+        bool exec = false;
+        for (uint32_t k = 0; k < types->via.array.size; k++)
+            exec |= types->via.array.ptr[k].via.str.size == 4 && memcmp(types->via.array.ptr[k].via.str.ptr, "exec", 4) == 0;
+        assert_int_equal(exec, strcmp(h_str(w, "id"), "execw") == 0);
+    }
+}
+
+/* (e) A builtin that fails every attempt: max_attempts 3 ends failed with
+ * three attempts, each in the history with its error. */
+static void test_max_attempts_history(void **state) {
+    h_t *h = *state;
+    h_start_vent(h, "--backoff-base-ms", "50", NULL);
+    h_start_sink(h, NULL);
+    h_start_worker(h, "w1", 1, NULL);
+    s_wait_up(h, 1);
+    const msgpack_object *r =
+        h_ok(h, "{\"op\":\"submit\",\"tasks\":[{\"type\":\"sleep\",\"args\":{\"ms\":\"x\"},\"max_attempts\":3}]}");
+    int64_t t = h_int(r, "tasks.0");
+    assert_true(h_wait_task(h, t, "failed", 10000));
+    r = h_ok(h, "{\"op\":\"status\",\"task\":%lld}", (long long)t);
+    assert_int_equal(h_int(r, "task.attempts"), 3);
+    assert_int_equal(h_int(r, "task.max_attempts"), 3);
+    const char *err = h_str(r, "task.error");
+    if (!strstr(err, "args.ms"))
+        fail_msg("error '%s' does not name args.ms", err);
+    const msgpack_object *hist = h_get(r, "task.history");
+    assert_non_null(hist);
+    assert_int_equal(hist->type, MSGPACK_OBJECT_ARRAY);
+    assert_int_equal(hist->via.array.size, 3);
+    int64_t prev_start = 0;
+    for (uint32_t i = 0; i < 3; i++) {
+        const msgpack_object *a = &hist->via.array.ptr[i];
+        assert_int_equal(h_int(a, "attempt"), i + 1);
+        assert_string_equal(h_str(a, "worker"), "w1");
+        assert_true(strstr(h_str(a, "error"), "args.ms") != NULL);
+        int64_t s = h_int(a, "started_ms"), f = h_int(a, "finished_ms");
+        assert_true(s > prev_start && f >= s);
+        prev_start = s;
+    }
+    r = h_ok(h, "{\"op\":\"stats\"}");
+    assert_int_equal(h_int(r, "counts.failed"), 1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_no_hoarding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_priority_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_types, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_attempts_history, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

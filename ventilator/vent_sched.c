@@ -350,6 +350,8 @@ void vent_sched_on_worker(vent_t *v, const void *rid, size_t rid_len, const void
     vent_wstate_t before = w->state;
     w->last_seen_ms = farm_now_ms();
     w->last_seen_mono = farm_mono_ms();
+    if (!hb && !give)
+        w->done_mono = w->last_seen_mono; /* a `ready`: one of its slots just freed */
     if (m.epoch != v->epoch)
         w->welcomed = false;
     if (!w->welcomed) {
@@ -511,6 +513,7 @@ static void s_steal(vent_t *v) {
 }
 
 /* A send waiting for COMMIT. */
+#define VENT_PREFETCH_RECENT_MS 50
 typedef struct {
     vent_worker_t *w;
     msgpack_sbuffer b;
@@ -567,12 +570,18 @@ void vent_sched_dispatch(vent_t *v) {
     }
     for (size_t i = 0; i < cs.n; i++) {
         s_cand_t *c = &cs.c[i];
-        /* An idle slot first (the task starts now), then the most credit. */
+        /* An idle slot first (the task starts now), then the most credit.
+         * A task waits in a worker's queue only when that worker freed a
+         * slot a moment ago: it is working through short tasks, and the
+         * queue hides the round trip. A worker held by a long task gets
+         * nothing to wait behind it; the task stays here, in order. */
         vent_worker_t *best = NULL;
-        int64_t bi = -1, bc = 0;
+        int64_t bi = -1, bc = 0, mono = farm_mono_ms();
         for (size_t k = 0; k < v->nworkers; k++) {
             vent_worker_t *w = v->workers[k];
             int64_t wc = s_credit(w), wi = s_idle_now(w);
+            if (wi == 0 && mono - w->done_mono > VENT_PREFETCH_RECENT_MS)
+                continue;
             if (wc > 0 && s_offers(w, c->type) && (wi > bi || (wi == bi && wc > bc)))
                 best = w, bi = wi, bc = wc;
         }
@@ -592,6 +601,8 @@ void vent_sched_dispatch(vent_t *v) {
             best->sent = p;
             best->capsent = cap;
         }
+        if (bi == 0)
+            best->queued++; /* it waits there: steal knows without a report */
         best->sent_seq++;
         best->sent[best->nsent++] = (vent_sent_t){c->id, best->sent_seq, farm_mono_ms()};
         farm_msg_task_t t = {.epoch = v->epoch, .seq = best->sent_seq, .id = c->id, .job = c->job,

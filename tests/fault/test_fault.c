@@ -32,7 +32,7 @@ static h_t *s_farm(int nworkers) {
     h_start_vent(h, "--lost-after-ms", "1500", "--backoff-base-ms", "50", "--backoff-cap-ms", "500", NULL);
     h_start_sink(h, NULL);
     for (int i = 0; i < nworkers; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "w%d", i + 1);
         h_start_worker(h, name, 2, "--allow-exec", NULL);
     }

@@ -74,20 +74,20 @@ uint64_t bench_rng_next(bench_rng_t *r) {
 
 double bench_rng_unit(bench_rng_t *r) { return (double)(bench_rng_next(r) >> 11) / 9007199254740992.0; }
 
-int64_t bench_rss_kb(long pid) {
+void bench_rss_kb(long pid, int64_t *rss, int64_t *anon) {
     char path[64], line[256];
+    *rss = *anon = -1;
     snprintf(path, sizeof path, "/proc/%ld/status", pid);
     FILE *f = fopen(path, "r");
     if (!f)
-        return -1;
-    int64_t kb = -1;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kb = strtoll(line + 6, NULL, 10);
-            break;
-        }
+        return;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            *rss = strtoll(line + 6, NULL, 10);
+        else if (strncmp(line, "RssAnon:", 8) == 0)
+            *anon = strtoll(line + 8, NULL, 10);
+    }
     fclose(f);
-    return kb;
 }
 
 void bench_pack_submit(msgpack_sbuffer *sb, const void *task, size_t task_len, size_t n, const char *key) {

@@ -49,9 +49,11 @@ uint64_t bench_rng_next(bench_rng_t *r);
 /* Uniform in [0, 1). */
 double bench_rng_unit(bench_rng_t *r);
 
-/* Resident set size of process pid in kB from /proc/PID/status (VmRSS),
- * or -1 when it cannot be read. */
-int64_t bench_rss_kb(long pid);
+/* Resident memory of process pid in kB from /proc/PID/status: *rss the
+ * whole resident set (VmRSS), *anon its anonymous part (RssAnon: heap and
+ * stacks, without file pages such as a memory-mapped database). -1 when
+ * they cannot be read. */
+void bench_rss_kb(long pid, int64_t *rss, int64_t *anon);
 
 /* Pack a submit request {"op","v","key","tasks":[task x n]} into sb
  * (initialised by the caller). task is one encoded MessagePack task spec

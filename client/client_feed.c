@@ -153,9 +153,11 @@ int cli_feed_next(cli_feed_t *f, int64_t deadline, const char **topic, const msg
         f->has_body = false;
     }
     for (;;) {
+        /* Past the deadline nothing more is read, so a busy feed cannot
+         * keep the caller from its own timers. */
         int64_t left = deadline - farm_mono_ms();
-        if (left < 0)
-            left = 0;
+        if (left <= 0)
+            return 0;
         zmq_pollitem_t it = {.socket = f->sub, .events = ZMQ_POLLIN};
         int n = zmq_poll(&it, 1, (long)left);
         if (n < 0)

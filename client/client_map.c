@@ -311,11 +311,7 @@ static int s_plan(s_map_t *m) {
         for (const char *p = m->cmd[i]; (p = strchr(p, '{')); p++)
             ntok++; /* an over-estimate is fine: it only bounds the request */
     }
-    m->b = calloc(m->n ? m->n : 1, sizeof *m->b); /* at most one batch per input */
-    if (!m->b) {
-        fprintf(stderr, "farm map: out of memory\n");
-        return S_EXIT_OTHER;
-    }
+    size_t cap = 0;
     uint64_t h[2] = {0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL};
     s_h_field(h, "farm map v1", 11);
     s_h_field(h, m->name, strlen(m->name));
@@ -327,7 +323,18 @@ static int s_plan(s_map_t *m) {
         long long cost = 64 + (long long)tmpl + (long long)ntok * ((long long)m->in[i].len + 24);
         s_batch_t *cur = m->nb ? &m->b[m->nb - 1] : NULL;
         if (!cur || (int64_t)cur->n >= m->batch_max || (cur->n > 0 && est + cost > S_BATCH_BYTES)) {
+            if (m->nb == cap) {
+                size_t ncap = cap ? cap * 2 : 16;
+                s_batch_t *nb = realloc(m->b, ncap * sizeof *nb);
+                if (!nb) {
+                    fprintf(stderr, "farm map: out of memory\n");
+                    return S_EXIT_OTHER;
+                }
+                m->b = nb;
+                cap = ncap;
+            }
             cur = &m->b[m->nb];
+            memset(cur, 0, sizeof *cur);
             cur->first = i;
             if (m->nb > 0) {
                 /* H_b starts from H_{b-1} */
@@ -788,6 +795,12 @@ static int s_emit(s_map_t *m, size_t seq) {
     in->code = (int16_t)(code > 0 && code < 256 ? code : sig > 0 && sig < 128 ? 128 + sig : 1);
     if (out.len && (fwrite(out.ptr, 1, out.len, stdout) != out.len || fflush(stdout) != 0)) {
         fprintf(stderr, "farm map: writing to stdout: %s\n", strerror(errno ? errno : EIO));
+        /* Said once: what stdio still holds goes nowhere, not into a second error at exit. */
+        int nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (nul >= 0 && dup2(nul, STDOUT_FILENO) >= 0)
+            clearerr(stdout);
+        if (nul >= 0)
+            close(nul);
         return S_FATAL;
     }
     if (errout.len) {
@@ -1201,12 +1214,10 @@ static int s_follow(s_map_t *m) {
             deadline = m->submit_at;
         const char *topic;
         const msgpack_object *body;
-        if (cli_feed_next(m->feed, deadline, &topic, &body) == 1) {
-            if (s_on_event(m, topic, body) == S_FATAL)
-                goto fatal;
-            continue;
-        }
-        if (!s_sig && farm_mono_ms() >= next_sweep) {
+        if (cli_feed_next(m->feed, deadline, &topic, &body) == 1 && s_on_event(m, topic, body) == S_FATAL)
+            goto fatal;
+        /* Checked after every event too: other jobs' events must not starve the sweep. */
+        if (!s_sig && !m->halt_seq && farm_mono_ms() >= next_sweep) {
             if (s_sweep_all(m) == S_FATAL)
                 goto fatal;
             next_sweep = farm_mono_ms() + S_SWEEP_MS;

@@ -125,8 +125,8 @@ void cli_help_globals(FILE *out) {
     fprintf(out, "  %-22s %s\n", "", "default " CLI_DEFAULT_SERVER ")");
     s_help_line(out, "feed", "EP", "status feed, for wait and map (env FARM_FEED; default: the");
     fprintf(out, "  %-22s %s\n", "", "server's host, port 5559; none: poll only)");
-    s_help_line(out, "curve-server", "KEY|FILE", "CURVE: the head's public key, Z85 or its .cert file");
-    fprintf(out, "  %-22s %s\n", "", "(env FARM_CURVE_SERVER)");
+    s_help_line(out, "curve-server", "KEY", "CURVE: the head's public key, Z85 text or its .cert");
+    fprintf(out, "  %-22s %s\n", "", "file (env FARM_CURVE_SERVER)");
     s_help_line(out, "curve-cert", "FILE", "CURVE: this client's certificate (FILE_secret beside it),");
     fprintf(out, "  %-22s %s\n", "", "authorised in the head's DIR/clients/ (env FARM_CURVE_CERT)");
     s_help_line(out, "timeout", "MS", "wait this long for each reply (default 5000)");

@@ -655,7 +655,8 @@ static int s_newline(s_writer *w, int level) {
  * byte that is not part of valid UTF-8 by \ufffd. */
 static int s_write_str(s_writer *w, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s;
+    /* msgpack-c leaves ptr NULL for an empty str or bin; NULL + 0 is UB. */
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
     int rc = s_put(w, "\"", 1);
     if (rc != 0)
         return rc;

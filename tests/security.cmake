@@ -13,3 +13,7 @@ set_tests_properties(test_curve_e2e PROPERTIES LABELS integration TIMEOUT 300)
 foreach(t test_security test_garbage)
   farm_integration(${t})
 endforeach()
+
+# Writes the fuzz seed corpora (tests/fuzz/corpus): build-*/tests/fuzz_gen_corpus tests/fuzz/corpus
+add_executable(fuzz_gen_corpus fuzz/gen_corpus.c)
+target_link_libraries(fuzz_gen_corpus PRIVATE farm)

@@ -172,27 +172,30 @@ static void s_serve(s_echo_t *e, int ms) {
 }
 
 #include <pthread.h>
+#include <stdatomic.h>
 typedef struct {
     void *ctx;
     const char *ep;
     farm_curve_keys_t k;
     int ms;
     bool got;
+    atomic_int done; /* the asking thread has its answer (or gave up) */
 } s_ask_t;
 
 static void *s_ask_run(void *arg) {
     s_ask_t *a = arg;
     a->got = s_ask(a->ctx, a->ep, &a->k, a->ms);
+    atomic_store(&a->done, 1);
     return NULL;
 }
 
 /* Ask ep with k from a thread while serving; returns whether answered. */
 static bool s_try(void *ctx, s_echo_t *e, const char *ep, const farm_curve_keys_t *k, int ms) {
-    s_ask_t a = {ctx, ep, *k, ms, false};
+    s_ask_t a = {ctx, ep, *k, ms, false, 0};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, s_ask_run, &a), 0);
     int64_t end = farm_mono_ms() + ms + 200;
-    while (farm_mono_ms() < end)
+    while (farm_mono_ms() < end && !atomic_load(&a.done))
         s_serve(e, 20);
     pthread_join(t, NULL);
     return a.got;

@@ -111,8 +111,8 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void s_start_worker(s_t *s, const char *name, const char *cert) {
-    h_start_worker(s->h, name, 2, "--curve-server", s->server, "--curve-cert", cert, NULL);
+static int s_start_worker(s_t *s, const char *name, const char *cert) {
+    return h_start_worker(s->h, name, 2, "--curve-server", s->server, "--curve-cert", cert, NULL);
 }
 
 /* A client (fresh socket, short timeout) with keys k (NULL: plain). */
@@ -134,7 +134,7 @@ static int s_health_as(s_t *s, const farm_curve_keys_t *k, farm_error_t *e) {
 static void test_authorised(void **state) {
     s_t *s = *state;
     h_t *h = s->h;
-    s_start_worker(s, "w1", s_path(s->keys, "workers/w1"));
+    int w1 = s_start_worker(s, "w1", s_path(s->keys, "workers/w1"));
     assert_true(h_wait_workers(h, 1, 10000));
     const msgpack_object *r = h_ok(h, "{\"op\":\"submit\",\"tasks\":[{\"type\":\"noop\"},{\"type\":\"sleep\",\"args\":{\"ms\":20}}]}");
     int64_t job = h_int(r, "job");
@@ -163,6 +163,10 @@ static void test_authorised(void **state) {
               h_bin("farm"), h->ep.front, s->server, s_path(s->outside, "mallory"));
     assert_int_equal(st, 3);
     assert_non_null(strstr(out, "CURVE"));
+    /* Everything stops cleanly, ZAP handler and handshake watches included. */
+    assert_int_equal(h_stop(h, w1, SIGTERM, 10000), 0);
+    assert_int_equal(h_stop(h, s->vent, SIGTERM, 10000), 0);
+    assert_int_equal(h_stop(h, s->sink, SIGTERM, 10000), 0);
 }
 
 static void test_unauthorised_client(void **state) {

@@ -7,6 +7,14 @@
  * written in one transaction and the tasks sent after COMMIT, so a worker
  * can never report on a task the database does not yet know it holds.
  *
+ * A worker may also take a few tasks beyond its idle slots (--prefetch) to
+ * hide the round trip, but only while it is freeing slots every few tens of
+ * milliseconds (working through short tasks): a worker held by a long task
+ * gets nothing to wait behind it. When a round finds the database dry while
+ * a worker sits idle and another has tasks waiting, the ventilator asks for
+ * them back (revoke/give): they return to pending unstarted and go to the
+ * idle one. So no task waits on a busy worker while another could start it.
+ *
  * Heartbeats carry what a worker holds. A task the database leases to a
  * worker that no longer holds it (and that was not sent after the
  * worker's last confirmed sequence) is released: its result is already

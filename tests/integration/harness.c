@@ -27,6 +27,14 @@
 
 int64_t h_now(void) { return farm_mono_ms(); }
 
+int h_slow(void) {
+#ifdef FARM_SANITIZED
+    return 4;
+#else
+    return 1;
+#endif
+}
+
 const char *h_bin(const char *prog) {
     static char path[512];
     const char *sub = strcmp(prog, "farm-ventilator") == 0 ? "ventilator"

@@ -83,6 +83,10 @@ const char *h_wait_job(h_t *h, int64_t job, int deadline_ms);
 /* Poll `workers` until n are alive. */
 bool h_wait_workers(h_t *h, int n, int deadline_ms);
 
+/* How much slower than a release build this build runs: 4 under ASan and
+ * UBSan, else 1. Only for the few bounds that are about the farm's own
+ * overhead, never for the limits an issue fixes. */
+int h_slow(void);
 /* Monotonic ms. */
 int64_t h_now(void);
 /* Path of a build binary (static buffer). */

@@ -249,6 +249,8 @@ int main(int argc, char **argv) {
     int one = 1;
     if (!front || !v.dispatch || !v.report ||
         zmq_setsockopt(v.dispatch, ZMQ_ROUTER_MANDATORY, &one, sizeof one) ||
+        /* Feed events are for watching: none queue up while the sink is away. */
+        zmq_setsockopt(v.report, ZMQ_IMMEDIATE, &one, sizeof one) ||
         farm_sock_maxmsg(front, o.limits.max_frame * 2) || farm_sock_maxmsg(v.dispatch, 16 << 20) /* a heartbeat lists what a worker holds */ ||
         (curve && s_curve_apply(curve, front, &v)) ||
         farm_sock_attach(front, o.ep.front, true) || farm_sock_attach(v.dispatch, o.ep.dispatch, true) ||

@@ -51,7 +51,11 @@ static const char *s_schema =
     " attempt_base INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(type, priority DESC, id) WHERE state = 0 AND worker IS NULL;"
     "CREATE INDEX IF NOT EXISTS tasks_job ON tasks(job, id);"
-    "CREATE INDEX IF NOT EXISTS tasks_worker ON tasks(worker) WHERE worker IS NOT NULL;"
+    /* What each worker holds (dispatched or running) — only live tasks: a
+     * completed task keeps its worker for the view, and an index over those
+     * made every heartbeat's reconciliation walk a worker's whole past. */
+    "DROP INDEX IF EXISTS tasks_worker;"
+    "CREATE INDEX IF NOT EXISTS tasks_held ON tasks(worker) WHERE state IN (0, 1);"
     "CREATE INDEX IF NOT EXISTS tasks_retry ON tasks(due_ms) WHERE state = 2;"
     /* Failed and cancelled tasks, few among many: their own small table, kept
      * by the trigger, so the latest failures never scan the whole farm. */
@@ -291,12 +295,13 @@ farm_store_t *farm_store_open(const char *path, bool sync_full, int *err) {
     sqlite3_busy_handler(s->db, s_busy, s);
     char *msg = NULL;
     /* mmap: page reads become memory reads instead of a pread each (the
-     * ventilator and the sink read the same hot pages all the time);
+     * ventilator and the sink read the same hot pages all the time) — a
+     * 64 MiB window, so resident memory stays bounded as the file grows;
      * a 16 MiB page cache per connection. */
     const char *pragmas = sync_full ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
-                                      " PRAGMA mmap_size=1073741824; PRAGMA cache_size=-16384;"
+                                      " PRAGMA mmap_size=67108864; PRAGMA cache_size=-16384;"
                                     : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;"
-                                      " PRAGMA mmap_size=1073741824; PRAGMA cache_size=-16384;";
+                                      " PRAGMA mmap_size=67108864; PRAGMA cache_size=-16384;";
     /* Switching a new database to WAL answers SQLITE_BUSY at once, without
      * the busy handler, while another process (the ventilator and the sink
      * start together) opens it too: retry for as long as the busy timeout. */

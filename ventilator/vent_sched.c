@@ -211,7 +211,9 @@ const char *vent_why(void *ud, const char *type) {
 static void s_send(vent_t *v, const vent_worker_t *w, const msgpack_sbuffer *b) {
     if (zmq_send(v->dispatch, w->routing, w->routing_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(v->dispatch, b->data, b->size, ZMQ_DONTWAIT) < 0)
-        farm_log(FARM_LOG_WARN, "vent", "op=send worker=%s err=\"%s\"", w->id, zmq_strerror(errno));
+        /* A worker that went away: its tasks come back through lost or
+         * reconciliation; one line per task would flood the log. */
+        farm_log(FARM_LOG_DEBUG, "vent", "op=send worker=%s err=\"%s\"", w->id, zmq_strerror(errno));
 }
 
 static void s_welcome(vent_t *v, vent_worker_t *w) {

@@ -19,6 +19,7 @@
  * returned as -errno.
  */
 #include "farm_json.h"
+#include "farm_utf8.h"
 
 #include "farm_err.h"
 
@@ -50,40 +51,10 @@ static locale_t s_c_locale(void) {
     return s_c_locale_obj;
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 if the bytes at p
- * are not one (overlong forms, surrogates and code points above U+10FFFF
- * are invalid). avail > 0 bytes are readable. */
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 (farm_utf8.h). */
 static size_t s_utf8_len(const unsigned char *p, size_t avail) {
-    unsigned char c = p[0];
-    if (c < 0x80)
-        return 1;
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xBF; /* range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (avail < n)
-        return 0;
-    if (p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xBF)
-            return 0;
-    return n;
+    uint32_t cp;
+    return farm_utf8_next(p, avail, &cp);
 }
 
 static bool s_utf8_valid(const unsigned char *p, size_t n) {
@@ -97,30 +68,6 @@ static bool s_utf8_valid(const unsigned char *p, size_t n) {
     return true;
 }
 
-/* Encode code point cp (<= 0x10FFFF, not a surrogate) into out; returns
- * the number of bytes (1..4). */
-static size_t s_utf8_put(uint32_t cp, unsigned char out[4]) {
-    if (cp < 0x80) {
-        out[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (unsigned char)(0xC0 | (cp >> 6));
-        out[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (unsigned char)(0xE0 | (cp >> 12));
-        out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (unsigned char)(0xF0 | (cp >> 18));
-    out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
-}
 
 /* ------------------------------------------------------------------ */
 /* reader                                                              */
@@ -298,7 +245,7 @@ static int s_string_scan(s_parser *P, msgpack_packer *body, size_t *outlen) {
                 cp = 0x10000 + ((cp - 0xD800) << 10) + ((uint32_t)lo - 0xDC00);
                 q += 6; /* the second escape */
             }
-            dlen = s_utf8_put(cp, dec);
+            dlen = farm_utf8_put(dec, cp);
             q += 4; /* the hex digits */
             break;
         }

@@ -3,6 +3,7 @@
  * validated and documented in one move; PROTOCOL.md mirrors these tables. */
 #include "farm_proto.h"
 #include "farm_err.h"
+#include "farm_state.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -302,6 +303,25 @@ void farm_pack_result_records(msgpack_packer *pk, int64_t task, int64_t attempt,
         farm_pack_str(pk, "records");
         farm_pack_raw(pk, records_raw, records_len);
     }
+}
+
+void farm_pack_task_event(msgpack_packer *pk, int64_t id, int64_t job, int state, int progress, int64_t attempt,
+                          const char *worker, int64_t ms) {
+    msgpack_pack_map(pk, 7);
+    farm_pack_kv_int(pk, "id", id);
+    farm_pack_kv_int(pk, "job", job);
+    farm_pack_kv_str(pk, "state", farm_state_name(state));
+    farm_pack_kv_int(pk, "progress", progress);
+    farm_pack_kv_int(pk, "attempt", attempt);
+    farm_pack_kv_str(pk, "worker", worker);
+    farm_pack_kv_int(pk, "ms", ms);
+}
+
+void farm_pack_task_events(msgpack_packer *pk, const void *events, size_t len, size_t n) {
+    msgpack_pack_map(pk, 1);
+    farm_pack_str(pk, "events");
+    msgpack_pack_array(pk, n);
+    farm_pack_raw(pk, events, len);
 }
 
 void farm_pack_pub(msgpack_packer *pk, const char *topic, const void *body_raw, size_t body_len) {

@@ -172,6 +172,12 @@ void farm_pack_result_records(msgpack_packer *pk, int64_t task, int64_t attempt,
                               bool cancelled, const void *result_raw, size_t result_len, const char *error,
                               int64_t started_ms, int64_t finished_ms, const void *records_raw,
                               size_t records_len);
+/* One event of the status feed's "task" topic (spec section 4). worker NULL: nil. */
+void farm_pack_task_event(msgpack_packer *pk, int64_t id, int64_t job, int state, int progress, int64_t attempt,
+                          const char *worker, int64_t ms);
+/* The body of a "task" message: {"events": [...]} around n events already
+ * packed by farm_pack_task_event into events[0..len). */
+void farm_pack_task_events(msgpack_packer *pk, const void *events, size_t len, size_t n);
 /* pub: topic and an encoded body. */
 void farm_pack_pub(msgpack_packer *pk, const char *topic, const void *body_raw, size_t body_len);
 

@@ -5,7 +5,7 @@
 #include "sink.h"
 
 #include "farm_log.h"
-#include "farm_msg.h"
+#include "farm_proto.h"
 #include "farm_state.h"
 #include "farm_time.h"
 
@@ -39,14 +39,7 @@ void sink_on_change(void *ud, const farm_change_t *c) {
     sink_t *s = ud;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &s->events, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 7);
-    farm_pack_kv_int(&pk, "id", c->id);
-    farm_pack_kv_int(&pk, "job", c->job);
-    farm_pack_kv_str(&pk, "state", farm_state_name(c->state));
-    farm_pack_kv_int(&pk, "progress", c->progress);
-    farm_pack_kv_int(&pk, "attempt", c->attempt);
-    farm_pack_kv_str(&pk, "worker", c->worker);
-    farm_pack_kv_int(&pk, "ms", c->ms);
+    farm_pack_task_event(&pk, c->id, c->job, c->state, c->progress, c->attempt, c->worker, c->ms);
     s->nevents++;
     sink_dirty(s, c->job);
 }
@@ -57,10 +50,7 @@ void sink_events_flush(sink_t *s, bool committed) {
         msgpack_sbuffer_init(&b);
         msgpack_packer pk;
         msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-        msgpack_pack_map(&pk, 1);
-        farm_pack_str(&pk, "events");
-        msgpack_pack_array(&pk, s->nevents);
-        farm_pack_raw(&pk, s->events.data, s->events.size);
+        farm_pack_task_events(&pk, s->events.data, s->events.size, s->nevents);
         sink_publish(s, "task", b.data, b.size);
         msgpack_sbuffer_destroy(&b);
     }

@@ -207,25 +207,15 @@ static int s_op_status(vent_t *v, const msgpack_object *req, msgpack_packer *pk,
     int rc = s_ids(req, &r, true, true, "status", e);
     if (rc)
         return rc;
-    /* The view goes to a side buffer so an error leaves pk untouched. */
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    msgpack_packer bpk;
-    msgpack_packer_init(&bpk, &b, msgpack_sbuffer_write);
+    /* A failed op's partial reply is dropped by vent_front_handle. */
+    msgpack_pack_map(pk, 2);
+    farm_pack_kv_bool(pk, "ok", true);
+    farm_pack_str(pk, r.task ? "task" : "job");
     if (r.task)
-        rc = farm_store_pack_task(v->store, r.task, true, vent_why, v, &bpk);
+        rc = farm_store_pack_task(v->store, r.task, true, vent_why, v, pk);
     else
-        rc = farm_store_pack_job(v->store, r.job, &bpk);
-    if (!rc) {
-        msgpack_pack_map(pk, 2);
-        farm_pack_kv_bool(pk, "ok", true);
-        farm_pack_str(pk, r.task ? "task" : "job");
-        farm_pack_raw(pk, b.data, b.size);
-    } else {
-        rc = s_store_err(rc, e, r.task ? "task" : "job", r.task ? r.task : r.job);
-    }
-    msgpack_sbuffer_destroy(&b);
-    return rc;
+        rc = farm_store_pack_job(v->store, r.job, pk);
+    return rc ? s_store_err(rc, e, r.task ? "task" : "job", r.task ? r.task : r.job) : 0;
 }
 
 static int s_op_result(vent_t *v, const msgpack_object *req, msgpack_packer *pk, farm_error_t *e) {
@@ -233,17 +223,8 @@ static int s_op_result(vent_t *v, const msgpack_object *req, msgpack_packer *pk,
     int rc = s_ids(req, &r, true, false, "result", e);
     if (rc)
         return rc;
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    msgpack_packer bpk;
-    msgpack_packer_init(&bpk, &b, msgpack_sbuffer_write);
-    rc = farm_store_pack_result(v->store, r.task, &bpk);
-    if (!rc)
-        farm_pack_raw(pk, b.data, b.size);
-    else
-        rc = s_store_err(rc, e, "task", r.task);
-    msgpack_sbuffer_destroy(&b);
-    return rc;
+    rc = farm_store_pack_result(v->store, r.task, pk);
+    return rc ? s_store_err(rc, e, "task", r.task) : 0;
 }
 
 static int s_state_arg(farm_str_t s, int *state, farm_error_t *e) {
@@ -257,13 +238,8 @@ static int s_state_arg(farm_str_t s, int *state, farm_error_t *e) {
     return 0;
 }
 
-static int s_paged(msgpack_sbuffer *b, msgpack_packer *pk, int rc, farm_error_t *e) {
-    if (!rc)
-        farm_pack_raw(pk, b->data, b->size);
-    else
-        rc = farm_error_set(e, FARM_EINTERNAL, NULL, "the database failed");
-    msgpack_sbuffer_destroy(b);
-    return rc;
+static int s_paged(int rc, farm_error_t *e) {
+    return rc ? farm_error_set(e, FARM_EINTERNAL, NULL, "the database failed") : 0;
 }
 
 static int s_op_list(vent_t *v, const msgpack_object *req, msgpack_packer *pk, farm_error_t *e) {
@@ -273,12 +249,7 @@ static int s_op_list(vent_t *v, const msgpack_object *req, msgpack_packer *pk, f
         return rc;
     if (r.type.ptr && !farm_type_valid(r.type))
         return farm_error_set(e, FARM_EBADREQ, "type", "type must be 1-64 bytes of [a-z0-9_.-]");
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    msgpack_packer bpk;
-    msgpack_packer_init(&bpk, &b, msgpack_sbuffer_write);
-    rc = farm_store_pack_list(v->store, r.job, state, r.type, r.after, r.limit, vent_why, v, &bpk);
-    return s_paged(&b, pk, rc, e);
+    return s_paged(farm_store_pack_list(v->store, r.job, state, r.type, r.after, r.limit, vent_why, v, pk), e);
 }
 
 static int s_op_jobs(vent_t *v, const msgpack_object *req, msgpack_packer *pk, farm_error_t *e) {
@@ -289,12 +260,7 @@ static int s_op_jobs(vent_t *v, const msgpack_object *req, msgpack_packer *pk, f
     if (state == FARM_TASK_RETRYING)
         return farm_error_set(e, FARM_EBADREQ, "state",
                               "a job's state is one of pending, running, completed, failed, cancelled");
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    msgpack_packer bpk;
-    msgpack_packer_init(&bpk, &b, msgpack_sbuffer_write);
-    rc = farm_store_pack_jobs(v->store, state, r.after, r.limit, &bpk);
-    return s_paged(&b, pk, rc, e);
+    return s_paged(farm_store_pack_jobs(v->store, state, r.after, r.limit, pk), e);
 }
 
 static void s_count_reply(msgpack_packer *pk, const char *key, int64_t n) {
@@ -412,7 +378,7 @@ void vent_front_handle(vent_t *v, const void *req, size_t len, msgpack_sbuffer *
         }
     }
     if (rc) {
-        /* An op fails before packing anything, so the reply is only the error. */
+        /* Whatever the op packed before it failed is dropped: the reply is only the error. */
         reply->size = 0;
         farm_pack_error(&pk, &e);
         farm_log(FARM_LOG_DEBUG, "vent", "event=request_error code=%s field=%s", farm_err_name(e.code),

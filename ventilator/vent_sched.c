@@ -58,14 +58,7 @@ void vent_on_change(void *ud, const farm_change_t *c) {
     vent_t *v = ud;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &v->events, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 7);
-    farm_pack_kv_int(&pk, "id", c->id);
-    farm_pack_kv_int(&pk, "job", c->job);
-    farm_pack_kv_str(&pk, "state", farm_state_name(c->state));
-    farm_pack_kv_int(&pk, "progress", c->progress);
-    farm_pack_kv_int(&pk, "attempt", c->attempt);
-    farm_pack_kv_str(&pk, "worker", c->worker);
-    farm_pack_kv_int(&pk, "ms", c->ms);
+    farm_pack_task_event(&pk, c->id, c->job, c->state, c->progress, c->attempt, c->worker, c->ms);
     v->nevents++;
     if (c->state == FARM_TASK_PENDING)
         v->work_maybe = true;
@@ -78,10 +71,7 @@ void vent_flush_events(vent_t *v) {
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    farm_pack_str(&pk, "events");
-    msgpack_pack_array(&pk, v->nevents);
-    farm_pack_raw(&pk, v->events.data, v->events.size);
+    farm_pack_task_events(&pk, v->events.data, v->events.size, v->nevents);
     vent_publish(v, "task", &b);
     msgpack_sbuffer_destroy(&b);
     v->events.size = 0;

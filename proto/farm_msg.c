@@ -50,9 +50,10 @@ static const char *s_type_name(farm_type_t t) {
  * count must fit in the bytes that remain (each element takes at least one
  * byte), and nesting must stay within what msgpack-c unpacks. msgpack-c
  * allocates a container's declared size before reading it, so without this
- * five bytes could ask for gigabytes. Returns 0 or an error code with e set. */
+ * five bytes could ask for gigabytes. The value starts at p[0]; *used gets
+its length. Returns 0 or an error code with e set. */
 #define FARM_MSG_MAX_DEPTH 32
-static int s_prescan(const unsigned char *p, size_t len, farm_error_t *e) {
+static int s_prescan(const unsigned char *p, size_t len, size_t *used, farm_error_t *e) {
     uint64_t left[FARM_MSG_MAX_DEPTH + 1]; /* items still to read per level */
     int depth = 0;
     size_t i = 0;
@@ -125,22 +126,35 @@ static int s_prescan(const unsigned char *p, size_t len, farm_error_t *e) {
             left[++depth] = items;
         }
     }
-    if (i != len)
-        return farm_error_set(e, FARM_EBADREQ, NULL, "trailing bytes after the MessagePack value");
+    *used = i;
     return 0;
 }
 
-int farm_msg_unpack(const void *buf, size_t len, msgpack_zone *z, msgpack_object *obj, farm_error_t *e) {
-    int rc = s_prescan((const unsigned char *)buf, len, e);
+int farm_msg_unpack_next(const void *buf, size_t len, size_t *off, msgpack_zone *z, msgpack_object *obj,
+                         farm_error_t *e) {
+    if (*off >= len)
+        return farm_error_set(e, FARM_EBADREQ, NULL, "not MessagePack: truncated");
+    const char *p = (const char *)buf + *off;
+    size_t n, used = 0;
+    int rc = s_prescan((const unsigned char *)p, len - *off, &n, e);
     if (rc)
         return rc;
-    size_t off = 0;
-    msgpack_unpack_return r = msgpack_unpack((const char *)buf, len, &off, z, obj);
-    if (r == MSGPACK_UNPACK_SUCCESS && off == len)
+    msgpack_unpack_return r = msgpack_unpack(p, n, &used, z, obj);
+    if (r == MSGPACK_UNPACK_SUCCESS && used == n) {
+        *off += n;
         return 0;
+    }
     if (r == MSGPACK_UNPACK_NOMEM_ERROR)
         return farm_error_set(e, FARM_EINTERNAL, NULL, "out of memory decoding the message");
     return farm_error_set(e, FARM_EBADREQ, NULL, "not MessagePack");
+}
+
+int farm_msg_unpack(const void *buf, size_t len, msgpack_zone *z, msgpack_object *obj, farm_error_t *e) {
+    size_t off = 0;
+    int rc = farm_msg_unpack_next(buf, len, &off, z, obj, e);
+    if (rc == 0 && off != len)
+        return farm_error_set(e, FARM_EBADREQ, NULL, "trailing bytes after the MessagePack value");
+    return rc;
 }
 
 const msgpack_object *farm_msg_get(const msgpack_object *o, const char *key) {

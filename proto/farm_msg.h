@@ -72,6 +72,13 @@ int farm_msg_decode(const farm_field_t *fields, size_t n, const msgpack_object *
 int farm_msg_unpack(const void *buf, size_t len, msgpack_zone *z, msgpack_object *obj, farm_error_t *e);
 
 /* The value of key in map o, or NULL. */
+/* Unpack the one object that starts at buf[*off] (buf holds len bytes, one
+ * object after another: a frame of the internal sockets may carry several
+ * messages) and move *off past it. Returns 0 or an error with e filled;
+ * after an error the rest of buf cannot be framed and is to be dropped. */
+int farm_msg_unpack_next(const void *buf, size_t len, size_t *off, msgpack_zone *z, msgpack_object *obj,
+                         farm_error_t *e);
+
 const msgpack_object *farm_msg_get(const msgpack_object *o, const char *key);
 
 /* True when s equals the C string c. */

@@ -24,6 +24,7 @@
 #include <zmq.h>
 
 #define SINK_BATCH 4096
+#define SINK_BATCH_BYTES (4 << 20) /* frames carry several reports: bound a transaction by bytes too */
 
 static void s_usage(FILE *f) {
     fprintf(f,
@@ -142,8 +143,8 @@ int main(int argc, char **argv) {
         }
         if (items[0].revents & ZMQ_POLLIN) {
             /* Take what is there (up to a batch), then store it in one transaction. */
-            size_t n = 0;
-            while (n < SINK_BATCH) {
+            size_t n = 0, bytes = 0;
+            while (n < SINK_BATCH && bytes < SINK_BATCH_BYTES) {
                 zmq_msg_init(&batch[n]);
                 if (zmq_msg_recv(&batch[n], s.pull, ZMQ_DONTWAIT) < 0) {
                     zmq_msg_close(&batch[n]);
@@ -154,6 +155,7 @@ int main(int argc, char **argv) {
                     zmq_msg_close(&batch[n]);
                     continue;
                 }
+                bytes += zmq_msg_size(&batch[n]);
                 n++;
             }
             sink_batch_scan(&s, batch, n);

@@ -45,8 +45,10 @@ typedef struct {
 } sink_t;
 
 /* ---- sink_results.c ---- */
-/* Apply one report (untrusted bytes) inside the open transaction; owed
- * acks and events are queued. Returns 0, or FARM_ESTORE when the batch
+/* Apply one frame of reports (untrusted bytes, one or more messages one
+ * after another) inside the open transaction; owed acks and events are
+ * queued. Bytes that cannot be framed are logged and the rest of the frame
+ * dropped. Returns 0, or FARM_ESTORE when the batch
  * must be rolled back. */
 int sink_apply(sink_t *s, const void *buf, size_t len);
 /* Note which tasks have a result among the n reports of a batch, so that

@@ -136,8 +136,11 @@ static bool s_done_has(const sink_t *s, int64_t id) {
 }
 
 void sink_batch_scan(sink_t *s, zmq_msg_t *msgs, size_t n) {
-    size_t cap = 64;
-    while (cap < n * 2)
+    size_t cap = 64, bytes = 0;
+    for (size_t k = 0; k < n; k++)
+        bytes += zmq_msg_size(&msgs[k]);
+    /* A result takes at least 16 bytes: room for every one at half load. */
+    while (cap < n * 2 || cap < bytes / 8)
         cap *= 2;
     if (cap > s->capdone) {
         int64_t *p = realloc(s->done, cap * sizeof *p);
@@ -155,35 +158,35 @@ void sink_batch_scan(sink_t *s, zmq_msg_t *msgs, size_t n) {
         return;
     }
     for (size_t k = 0; k < n; k++) {
+        const char *buf = zmq_msg_data(&msgs[k]);
+        size_t len = zmq_msg_size(&msgs[k]), off = 0;
         msgpack_object o;
         farm_error_t e;
-        if (farm_msg_unpack(zmq_msg_data(&msgs[k]), zmq_msg_size(&msgs[k]), &z, &o, &e) != 0)
-            continue;
-        const msgpack_object *m = farm_msg_get(&o, "m"), *t = farm_msg_get(&o, "task");
-        if (m && m->type == MSGPACK_OBJECT_STR && m->via.str.size == 6 && memcmp(m->via.str.ptr, "result", 6) == 0 &&
-            t && t->type == MSGPACK_OBJECT_POSITIVE_INTEGER && t->via.u64 > 0 && t->via.u64 <= INT64_MAX) {
-            int64_t id = (int64_t)t->via.u64;
-            size_t i = s_slot(id, s->capdone);
-            while (s->done[i] != 0 && s->done[i] != id)
-                i = (i + 1) & (s->capdone - 1);
-            s->done[i] = id;
+        while (off < len && farm_msg_unpack_next(buf, len, &off, &z, &o, &e) == 0) {
+            const msgpack_object *m = farm_msg_get(&o, "m"), *t = farm_msg_get(&o, "task");
+            if (m && m->type == MSGPACK_OBJECT_STR && m->via.str.size == 6 &&
+                memcmp(m->via.str.ptr, "result", 6) == 0 && t && t->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                t->via.u64 > 0 && t->via.u64 <= INT64_MAX) {
+                int64_t id = (int64_t)t->via.u64;
+                size_t i = s_slot(id, s->capdone);
+                while (s->done[i] != 0 && s->done[i] != id)
+                    i = (i + 1) & (s->capdone - 1);
+                s->done[i] = id;
+            }
+            msgpack_zone_clear(&z);
         }
-        msgpack_zone_clear(&z);
     }
     msgpack_zone_destroy(&z);
 }
 
-int sink_apply(sink_t *s, const void *buf, size_t len) {
-    msgpack_zone z;
-    if (!msgpack_zone_init(&z, 4096))
-        return 0;
-    msgpack_object o;
+/* Apply one decoded report. Returns 0, or FARM_ESTORE (roll back). */
+static int s_apply_one(sink_t *s, const msgpack_object *o) {
     farm_error_t e;
     farm_msg_report_t m;
     int rc = 0;
-    if (farm_msg_unpack(buf, len, &z, &o, &e) || farm_msg_report_decode(&o, &m, &e)) {
+    if (farm_msg_report_decode(o, &m, &e)) {
         farm_log(FARM_LOG_WARN, "sink", "event=bad_report err=\"%s\"", e.message);
-        goto out;
+        return 0;
     }
     char worker[201];
     farm_str_copy(worker, sizeof worker, m.worker);
@@ -199,7 +202,7 @@ int sink_apply(sink_t *s, const void *buf, size_t len) {
         if (!s_records_valid(m.records)) {
             farm_log(FARM_LOG_WARN, "sink", "event=bad_report task=%" PRId64 " err=\"records must be [idx, bin] pairs\"",
                      m.task);
-            goto out;
+            return 0;
         }
         /* The result value is stored as the bytes that came. */
         msgpack_sbuffer rb;
@@ -237,7 +240,27 @@ int sink_apply(sink_t *s, const void *buf, size_t len) {
     } else {
         farm_log(FARM_LOG_WARN, "sink", "event=bad_report err=\"unknown kind\"");
     }
-out:
+    return rc;
+}
+
+int sink_apply(sink_t *s, const void *buf, size_t len) {
+    msgpack_zone z;
+    if (!msgpack_zone_init(&z, 4096))
+        return 0;
+    size_t off = 0;
+    int rc = 0;
+    while (rc == 0 && off < len) {
+        msgpack_object o;
+        farm_error_t e;
+        size_t at = off;
+        if (farm_msg_unpack_next(buf, len, &off, &z, &o, &e)) {
+            /* Nothing after it can be framed: the rest of the frame goes. */
+            farm_log(FARM_LOG_WARN, "sink", "event=bad_report bytes=%zu err=\"%s\"", len - at, e.message);
+            break;
+        }
+        rc = s_apply_one(s, &o);
+        msgpack_zone_clear(&z);
+    }
     msgpack_zone_destroy(&z);
     return rc;
 }

@@ -512,12 +512,56 @@ static void s_steal(vent_t *v) {
     }
 }
 
-/* A send waiting for COMMIT. */
+/* What one worker is sent in a dispatch round, waiting for COMMIT: its
+ * task messages one after another, in frames of up to VENT_FRAME_BYTES. */
 #define VENT_PREFETCH_RECENT_MS 50
+#define VENT_FRAME_BYTES (256 * 1024)
 typedef struct {
     vent_worker_t *w;
-    msgpack_sbuffer b;
+    msgpack_sbuffer b; /* the messages, one after another */
+    size_t n;          /* tasks packed for w this round */
+    size_t *cuts;      /* where frames end in b (the last one ends at b.size) */
+    size_t ncuts, capcuts;
 } s_out_t;
+
+/* Pack task t for o's worker; a message that would take the frame past
+ * VENT_FRAME_BYTES starts the next one. Returns 0, or -ENOMEM. */
+static int s_out_pack(s_out_t *o, const farm_msg_task_t *t, const void *args, size_t args_len) {
+    size_t before = o->b.size, start = o->ncuts ? o->cuts[o->ncuts - 1] : 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &o->b, msgpack_sbuffer_write);
+    farm_pack_task(&pk, t, args, args_len);
+    if (before > start && o->b.size - start > VENT_FRAME_BYTES) {
+        if (o->ncuts == o->capcuts) {
+            size_t cap = o->capcuts ? o->capcuts * 2 : 8;
+            size_t *p = realloc(o->cuts, cap * sizeof *p);
+            if (!p) {
+                o->b.size = before;
+                return -ENOMEM;
+            }
+            o->cuts = p;
+            o->capcuts = cap;
+        }
+        o->cuts[o->ncuts++] = before;
+    }
+    o->n++;
+    return 0;
+}
+
+/* Send the frames o holds and free them. */
+static void s_out_send_all(vent_t *v, s_out_t *o) {
+    size_t start = 0;
+    for (size_t i = 0; i <= o->ncuts; i++) {
+        size_t end = i < o->ncuts ? o->cuts[i] : o->b.size;
+        if (end > start) {
+            msgpack_sbuffer f = {.size = end - start, .data = o->b.data + start, .alloc = 0};
+            s_send(v, o->w, &f);
+        }
+        start = end;
+    }
+    msgpack_sbuffer_destroy(&o->b);
+    free(o->cuts);
+}
 
 void vent_sched_dispatch(vent_t *v) {
     if (!v->work_maybe)
@@ -562,8 +606,9 @@ void vent_sched_dispatch(vent_t *v) {
         return;
     }
     qsort(cs.c, cs.n, sizeof *cs.c, s_cand_cmp);
-    s_out_t *out = calloc(cs.n, sizeof *out);
+    s_out_t *out = calloc(v->nworkers, sizeof *out);
     size_t nout = 0;
+    bool undo = false;
     if (!out || farm_store_begin(v->store)) {
         v->work_maybe = true;
         goto done;
@@ -596,8 +641,10 @@ void vent_sched_dispatch(vent_t *v) {
         if (best->nsent == best->capsent) {
             size_t cap = best->capsent ? best->capsent * 2 : 8;
             vent_sent_t *p = realloc(best->sent, cap * sizeof *p);
-            if (!p)
+            if (!p) {
+                undo = true;
                 break;
+            }
             best->sent = p;
             best->capsent = cap;
         }
@@ -608,30 +655,42 @@ void vent_sched_dispatch(vent_t *v) {
         farm_msg_task_t t = {.epoch = v->epoch, .seq = best->sent_seq, .id = c->id, .job = c->job,
                              .type = {c->type, (uint32_t)strlen(c->type)}, .attempt = attempt,
                              .timeout_ms = c->timeout_ms, .priority = c->priority};
-        s_out_t *o = &out[nout++];
-        o->w = best;
-        msgpack_sbuffer_init(&o->b);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &o->b, msgpack_sbuffer_write);
-        farm_pack_task(&pk, &t, c->args, c->args_len);
+        s_out_t *o = out;
+        while (o < out + nout && o->w != best)
+            o++;
+        if (o == out + nout) {
+            o->w = best;
+            msgpack_sbuffer_init(&o->b);
+            nout++;
+        }
+        if (s_out_pack(o, &t, c->args, c->args_len)) {
+            best->sent_seq--;
+            best->nsent--;
+            undo = true;
+            break;
+        }
     }
-    if (farm_store_commit(v->store)) {
+    /* Sent only after COMMIT: a frame may not leave before its leases are
+     * stored, so a round is held whole until then. Out of memory half way,
+     * the round is undone rather than leave a lease without its send. */
+    if (undo || farm_store_commit(v->store)) {
         /* Nothing was leased: forget the sends and try again later. */
         farm_store_rollback(v->store);
         for (size_t i = 0; i < nout; i++) {
-            out[i].w->sent_seq--;
-            out[i].w->nsent--;
-            msgpack_sbuffer_destroy(&out[i].b);
+            out[i].w->sent_seq -= (int64_t)out[i].n;
+            out[i].w->nsent -= out[i].n;
+            out[i].b.size = 0;
+            out[i].n = out[i].ncuts = 0;
         }
-        nout = 0;
         v->work_maybe = true;
     }
+    bool sent = false;
     for (size_t i = 0; i < nout; i++) {
-        s_send(v, out[i].w, &out[i].b);
-        msgpack_sbuffer_destroy(&out[i].b);
+        sent |= out[i].n > 0;
+        s_out_send_all(v, &out[i]);
     }
     /* A full round may leave more to do. */
-    if (nout > 0)
+    if (sent)
         v->work_maybe = true;
 done:
     for (size_t i = 0; i < cs.n; i++)

@@ -39,6 +39,9 @@ struct worker_link {
     char identity[256];        /* routing id of the DEALER */
     char topic[S_TOPIC_MAX];   /* "ack/<name>" */
     size_t topic_len;          /* strlen(topic) */
+    zmq_msg_t cur;             /* the frame from the ventilator being read */
+    bool has_cur;              /* cur holds one */
+    size_t cur_off;            /* where its next message starts */
 };
 
 typedef struct {
@@ -154,6 +157,8 @@ void worker_link_destroy(worker_link_t **p, bool abort) {
     s_close(l->dealer, linger);
     s_close(l->push, linger);
     s_close(l->sub, 0);
+    if (l->has_cur)
+        zmq_msg_close(&l->cur);
     if (l->ctx) {
         int rc;
         while ((rc = zmq_ctx_term(l->ctx)) != 0 && errno == EINTR) {
@@ -200,44 +205,70 @@ static bool s_more(void *s) {
     return zmq_getsockopt(s, ZMQ_RCVMORE, &more, &sz) == 0 && more;
 }
 
-void worker_link_in_release(worker_link_in_t *in) {
-    msgpack_zone_destroy(&in->zone);
-    zmq_msg_close(&in->frame);
+void worker_link_in_release(worker_link_in_t *in) { msgpack_zone_destroy(&in->zone); }
+
+bool worker_link_vent_pending(const worker_link_t *l) {
+    return l->has_cur && l->cur_off < zmq_msg_size((zmq_msg_t *)&l->cur);
 }
 
-int worker_link_recv_vent(worker_link_t *l, worker_link_in_t *in) {
+/* Make l->cur a frame with bytes left to read. Returns 1, 0 none, -errno. */
+static int s_next_frame(worker_link_t *l) {
     for (;;) {
-        if (zmq_msg_init(&in->frame) != 0)
+        if (worker_link_vent_pending(l))
+            return 1;
+        if (l->has_cur) {
+            zmq_msg_close(&l->cur);
+            l->has_cur = false;
+        }
+        if (zmq_msg_init(&l->cur) != 0)
             return -errno;
-        int rc = s_recv(l->dealer, &in->frame, "ventilator");
+        int rc = s_recv(l->dealer, &l->cur, "ventilator");
         if (rc <= 0) {
-            zmq_msg_close(&in->frame);
+            zmq_msg_close(&l->cur);
             return rc;
         }
+        l->has_cur = true;
+        l->cur_off = 0;
         if (s_more(l->dealer)) {
             int extra = farm_sock_drain(l->dealer);
             farm_log(FARM_LOG_WARN, "worker", "event=bad-message from=ventilator err=\"%d frames, expected 1\"",
                      extra + 1);
-            zmq_msg_close(&in->frame);
-            continue;
+            l->cur_off = zmq_msg_size(&l->cur); /* dropped whole */
         }
+    }
+}
+
+int worker_link_recv_vent(worker_link_t *l, worker_link_in_t *in) {
+    for (;;) {
+        int rc = s_next_frame(l);
+        if (rc <= 0)
+            return rc;
         if (!msgpack_zone_init(&in->zone, 2048)) {
-            zmq_msg_close(&in->frame);
             farm_log(FARM_LOG_ERROR, "worker", "event=recv from=ventilator err=\"out of memory\"");
             return -ENOMEM;
         }
+        const char *data = zmq_msg_data(&l->cur);
+        size_t size = zmq_msg_size(&l->cur), start = l->cur_off;
         farm_error_t e;
-        rc = farm_msg_unpack(zmq_msg_data(&in->frame), zmq_msg_size(&in->frame), &in->zone, &in->obj, &e);
-        if (rc == 0)
-            rc = farm_msg_task_decode(&in->obj, &in->msg, &e);
+        rc = farm_msg_unpack_next(data, size, &l->cur_off, &in->zone, &in->obj, &e);
+        if (rc != 0) {
+            farm_log(FARM_LOG_WARN, "worker", "event=bad-message from=ventilator bytes=%zu err=\"%s\"", size - start,
+                     e.message);
+            l->cur_off = size; /* the rest of the frame cannot be framed */
+            msgpack_zone_destroy(&in->zone);
+            continue;
+        }
+        in->raw = data + start;
+        in->len = l->cur_off - start;
+        rc = farm_msg_task_decode(&in->obj, &in->msg, &e);
         if (rc == 0 && !farm_str_eq(in->msg.m, "welcome") && !farm_str_eq(in->msg.m, "task") &&
             !farm_str_eq(in->msg.m, "cancel") && !farm_str_eq(in->msg.m, "revoke"))
             rc = farm_error_set(&e, FARM_EBADREQ, "m", "unknown message kind '%.*s'",
                                 (int)(in->msg.m.len > 16 ? 16 : in->msg.m.len), in->msg.m.ptr);
         if (rc == 0)
             return 1;
-        farm_log(FARM_LOG_WARN, "worker", "event=bad-message from=ventilator bytes=%zu err=\"%s\"",
-                 zmq_msg_size(&in->frame), e.message);
+        farm_log(FARM_LOG_WARN, "worker", "event=bad-message from=ventilator bytes=%zu err=\"%s\"", in->len,
+                 e.message);
         worker_link_in_release(in);
     }
 }

@@ -31,9 +31,11 @@
 typedef struct worker_link worker_link_t;
 
 /* One decoded message from the ventilator; the strings and objects in msg
- * borrow from frame and zone until worker_link_in_release(). */
+ * borrow from the link's current frame and from zone until
+ * worker_link_in_release() and the next worker_link_recv_vent(). */
 typedef struct {
-    zmq_msg_t frame;     /* the received bytes */
+    const char *raw;     /* the message's bytes, in the frame */
+    size_t len;          /* their number */
     msgpack_zone zone;   /* the decoded objects */
     msgpack_object obj;  /* the whole message */
     farm_msg_task_t msg; /* its fields; msg.m is "welcome", "task" or "cancel" */
@@ -69,11 +71,17 @@ int worker_link_send_vent(worker_link_t *l, const void *data, size_t len);
  * a worker_outbox_send_fn, with the link as ud. */
 int worker_link_send_sink(void *link, const void *data, size_t len);
 
-/* Receive the next valid message from the ventilator into *in. Returns 1
- * when *in holds one (release it with worker_link_in_release()), 0 when
- * nothing more is waiting, or -errno on a socket error (logged). Invalid
- * messages are logged and skipped. */
+/* Receive the next valid message from the ventilator into *in. A frame
+ * may carry several messages, one after another: they come one per call.
+ * Returns 1 when *in holds one (release it with worker_link_in_release()),
+ * 0 when nothing more is waiting, or -errno on a socket error (logged).
+ * Invalid messages are logged and skipped; bytes that cannot be framed
+ * drop the rest of their frame. */
 int worker_link_recv_vent(worker_link_t *l, worker_link_in_t *in);
+
+/* True when a received frame still holds messages: the socket's poll does
+ * not see them, so the caller must not wait before reading them. */
+bool worker_link_vent_pending(const worker_link_t *l);
 
 /* Release what worker_link_recv_vent() filled. */
 void worker_link_in_release(worker_link_in_t *in);

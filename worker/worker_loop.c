@@ -1,11 +1,11 @@
 /* worker_loop: the poll loop, credit, drain (see worker_loop.h).
  *
- * The loop keeps everything in one struct owned by the main thread. Slot
- * state it needs every turn (held task, deadline) is read through
- * worker_slot functions that touch main-only fields, so scanning the slots
- * takes no lock; the mutexes are only taken when the wake fd says a slot
- * has something (a result or progress) or a rate-limited progress update
- * falls due.
+ * The loop keeps everything in one struct owned by the main thread. Tasks
+ * go to the slot pool's queue as they come; the slots take them from there
+ * on their own and leave events (started, finished) that the loop takes
+ * when the wake fd says there are some. What the loop sends in one turn
+ * leaves together at its end (worker_outbox_flush), several messages to a
+ * frame.
  */
 #include "worker_loop.h"
 
@@ -42,23 +42,13 @@ typedef enum {
     S_DRAIN_ACKS,    /* draining: all slots idle, waiting for acks until `until` */
 } s_phase_t;
 
-/* A task received while every slot was busy: its frame, kept whole, is
- * decoded again when a slot frees. */
-typedef struct s_queued {
-    char *raw;              /* the task message as it came */
-    size_t len;             /* its bytes */
-    int64_t id, attempt;    /* for cancel, revoke and heartbeats */
-    int64_t priority;       /* the queue is ordered by priority, then id */
-    struct s_queued *next;  /* towards the tail (lowest priority, newest) */
-} s_queued_t;
-
 typedef struct {
     const worker_config_t *cfg;  /* borrowed */
     const worker_registry_t *reg; /* borrowed */
     worker_link_t *link;         /* the sockets */
     worker_outbox_t *outbox;     /* what the sink is owed */
-    worker_slot_t **slots;       /* cfg->slots of them */
-    int64_t *prog_due;           /* per slot: when its rate-limited progress may go, 0 none */
+    worker_pool_t *pool;         /* the slots and the tasks waiting for them */
+    int64_t prog_due;            /* when a rate-limited progress update may go, 0 none */
     int wake_fd;                 /* eventfd the slots poke */
     int sig_fd;                  /* signal pipe, borrowed */
     int64_t epoch, seq;          /* the ventilator's epoch and the last task seq seen in it */
@@ -69,46 +59,33 @@ typedef struct {
     s_phase_t phase;             /* see s_phase_t */
     int64_t until;               /* end of the current drain phase */
     int signals;                 /* SIGTERM/SIGINT received */
-    s_queued_t *qhead, *qtail;   /* tasks waiting for a slot, oldest first */
-    int64_t nqueued;             /* their number, at most cfg->prefetch */
     int64_t *held;               /* scratch for heartbeats */
     size_t held_cap;             /* entries allocated at held */
 } s_loop_t;
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static int s_busy(const s_loop_t *l) {
-    int n = 0;
-    for (int i = 0; i < l->cfg->slots; i++)
-        n += worker_slot_task(l->slots[i]) != 0;
-    return n;
-}
+/* Where the worker stands: slots busy, tasks waiting, what it can take
+ * and what is idle. */
+typedef struct {
+    int64_t busy, queued; /* slots running a task; tasks waiting for one */
+    int64_t free;         /* tasks it can take now: idle slots plus room in the prefetch queue, bounded by
+                             the results it may still hold for the sink */
+    int64_t idle;         /* slots with nothing to run and nothing waiting for them */
+} s_load_t;
 
-/* Tasks this worker can take now: idle slots plus room in the prefetch
- * queue, bounded by the results it may still hold for the sink. */
-static int64_t s_free(const s_loop_t *l) {
+static s_load_t s_load(const s_loop_t *l) {
+    s_load_t d = {0};
+    worker_pool_counts(l->pool, &d.busy, &d.queued);
     if (l->phase != S_RUN)
-        return 0;
-    int64_t busy = s_busy(l);
-    int64_t take = l->cfg->slots - busy + l->cfg->prefetch - l->nqueued;
-    int64_t room = l->cfg->max_unacked - (int64_t)worker_outbox_count(l->outbox) - busy - l->nqueued;
+        return d;
+    int64_t take = l->cfg->slots - d.busy + l->cfg->prefetch - d.queued;
+    int64_t room = l->cfg->max_unacked - (int64_t)worker_outbox_count(l->outbox) - d.busy - d.queued;
     int64_t f = take < room ? take : room;
-    return f > 0 ? f : 0;
-}
-
-/* Slots with nothing to run and nothing waiting for them. */
-static int64_t s_idle(const s_loop_t *l) {
-    if (l->phase != S_RUN)
-        return 0;
-    int64_t idle = l->cfg->slots - s_busy(l) - l->nqueued;
-    return idle > 0 ? idle : 0;
-}
-
-static int s_slot_of(const s_loop_t *l, int64_t task) {
-    for (int i = 0; i < l->cfg->slots; i++)
-        if (worker_slot_task(l->slots[i]) == task)
-            return i;
-    return -1;
+    d.free = f > 0 ? f : 0;
+    int64_t idle = l->cfg->slots - d.busy - d.queued;
+    d.idle = idle > 0 ? idle : 0;
+    return d;
 }
 
 /* Send to the ventilator; returns true when the message left. A message
@@ -128,7 +105,8 @@ static bool s_send_vent(s_loop_t *l, msgpack_sbuffer *b, const char *what) {
 }
 
 static void s_send_hb(s_loop_t *l, int64_t now) {
-    size_t need = (size_t)l->cfg->slots + (size_t)l->nqueued + worker_outbox_count(l->outbox);
+    s_load_t d = s_load(l);
+    size_t need = (size_t)l->cfg->slots + (size_t)d.queued + worker_outbox_count(l->outbox);
     if (need > l->held_cap) {
         int64_t *p = realloc(l->held, need * sizeof *p);
         if (p) {
@@ -136,12 +114,7 @@ static void s_send_hb(s_loop_t *l, int64_t now) {
             l->held_cap = need;
         }
     }
-    size_t nheld = 0;
-    for (int i = 0; i < l->cfg->slots && nheld < l->held_cap; i++)
-        if (worker_slot_task(l->slots[i]))
-            l->held[nheld++] = worker_slot_task(l->slots[i]);
-    for (s_queued_t *q = l->qhead; q && nheld < l->held_cap; q = q->next)
-        l->held[nheld++] = q->id;
+    size_t nheld = worker_pool_held(l->pool, l->held, l->held_cap);
     nheld += worker_outbox_held(l->outbox, l->held + nheld, l->held_cap - nheld);
 
     const char *state = l->phase == S_RUN ? "alive" : "draining";
@@ -150,14 +123,14 @@ static void s_send_hb(s_loop_t *l, int64_t now) {
         .host = {l->cfg->host, (uint32_t)strlen(l->cfg->host)},
         .pid = getpid(),
         .slots = l->cfg->slots,
-        .free = s_free(l),
+        .free = d.free,
         .epoch = l->epoch,
         .seq = l->seq,
         .state = {state, (uint32_t)strlen(state)},
         .completed = l->completed,
         .failed = l->failed,
-        .idle = s_idle(l),
-        .queued = l->nqueued,
+        .idle = d.idle,
+        .queued = d.queued,
     };
     size_t ntypes;
     const char *const *types = worker_registry_types(l->reg, &ntypes);
@@ -177,15 +150,15 @@ static void s_send_hb(s_loop_t *l, int64_t now) {
              " state=%s", m.free, nheld, l->epoch, l->seq, state);
 }
 
-static void s_send_ready(s_loop_t *l, int64_t free) {
+static void s_send_ready(s_loop_t *l, const s_load_t *d) {
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    farm_pack_ready(&pk, free, l->epoch, l->seq, s_idle(l), l->nqueued);
+    farm_pack_ready(&pk, d->free, l->epoch, l->seq, d->idle, d->queued);
     s_send_vent(l, &b, "ready");
     msgpack_sbuffer_destroy(&b);
-    l->adv_free = free;
+    l->adv_free = d->free;
 }
 
 /* Queue a note for the sink: the packed bytes go to the outbox. */
@@ -232,60 +205,6 @@ static void s_fail_now2(s_loop_t *l, int64_t task, int64_t attempt, const char *
 
 /* ---- what the ventilator says ------------------------------------------- */
 
-/* Start task t (handler h) in the idle slot `slot`. */
-static void s_start(s_loop_t *l, int slot, const farm_handler_t *h, const farm_msg_task_t *t, int64_t now) {
-    char error[512];
-    int64_t wall = farm_now_ms();
-    int rc = worker_slot_assign(l->slots[slot], h, t, wall, now);
-    if (rc < 0) {
-        snprintf(error, sizeof error, "worker %s could not start the task: %s", l->cfg->name, strerror(-rc));
-        s_fail_now(l, t->id, t->attempt, error, now);
-        return;
-    }
-    l->prog_due[slot] = 0;
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    farm_pack_start(&pk, t->id, t->attempt, l->cfg->name, wall);
-    s_note(l, &b, now);
-    msgpack_sbuffer_destroy(&b);
-    farm_log(FARM_LOG_DEBUG, "worker", "event=task task=%" PRId64 " job=%" PRId64 " attempt=%" PRId64
-             " slot=%d timeout_ms=%" PRId64, t->id, t->job, t->attempt, slot, t->timeout_ms);
-}
-
-static int s_idle_slot(const s_loop_t *l) {
-    for (int i = 0; i < l->cfg->slots; i++)
-        if (worker_slot_task(l->slots[i]) == 0)
-            return i;
-    return -1;
-}
-
-static bool s_is_queued(const s_loop_t *l, int64_t task) {
-    for (const s_queued_t *q = l->qhead; q; q = q->next)
-        if (q->id == task)
-            return true;
-    return false;
-}
-
-/* Remove and return the queued entry of task (NULL: not queued). */
-static s_queued_t *s_unqueue(s_loop_t *l, int64_t task) {
-    s_queued_t *prev = NULL;
-    for (s_queued_t *q = l->qhead; q; prev = q, q = q->next) {
-        if (q->id != task)
-            continue;
-        if (prev)
-            prev->next = q->next;
-        else
-            l->qhead = q->next;
-        if (l->qtail == q)
-            l->qtail = prev;
-        l->nqueued--;
-        return q;
-    }
-    return NULL;
-}
-
 static void s_on_task(s_loop_t *l, const farm_msg_task_t *t, const void *raw, size_t len, int64_t now) {
     if (t->id <= 0) {
         farm_log(FARM_LOG_WARN, "worker", "event=bad-message from=ventilator err=\"task without id\"");
@@ -303,12 +222,12 @@ static void s_on_task(s_loop_t *l, const farm_msg_task_t *t, const void *raw, si
     farm_str_copy(type, sizeof type, t->type);
     char error[512];
     const farm_handler_t *h = t->type.ptr ? worker_registry_find(l->reg, t->type.ptr, t->type.len) : NULL;
-    if (s_slot_of(l, t->id) >= 0 || s_is_queued(l, t->id)) {
+    if (worker_pool_has(l->pool, t->id)) {
         farm_log(FARM_LOG_WARN, "worker", "event=duplicate-task task=%" PRId64 " attempt=%" PRId64
                  " reason=\"already here\"", t->id, t->attempt);
         return;
     }
-    int slot = -1;
+    s_load_t d = s_load(l);
     error[0] = '\0';
     if (l->phase != S_RUN) {
         snprintf(error, sizeof error, "worker draining: not taking new tasks");
@@ -318,110 +237,55 @@ static void s_on_task(s_loop_t *l, const farm_msg_task_t *t, const void *raw, si
         snprintf(error, sizeof error, "exec is not enabled on worker %s (start it with --allow-exec)", l->cfg->name);
     } else if (!h) {
         snprintf(error, sizeof error, "type '%s' is not offered by worker %s", type, l->cfg->name);
-    } else if (l->nqueued == 0 && (slot = s_idle_slot(l)) >= 0) {
-        s_start(l, slot, h, t, now);
-        return;
-    } else if (l->nqueued < l->cfg->prefetch) {
-        /* Every slot is busy: keep the task, to start the moment one frees. */
-        s_queued_t *q = calloc(1, sizeof *q);
-        char *copy = q ? malloc(len) : NULL;
-        if (copy) {
-            memcpy(copy, raw, len);
-            *q = (s_queued_t){copy, len, t->id, t->attempt, t->priority, NULL};
-            /* In dispatch order: higher priority first, then submission order. */
-            s_queued_t **pp = &l->qhead;
-            while (*pp && ((*pp)->priority > q->priority || ((*pp)->priority == q->priority && (*pp)->id < q->id)))
-                pp = &(*pp)->next;
-            q->next = *pp;
-            *pp = q;
-            if (!q->next)
-                l->qtail = q;
-            l->nqueued++;
+    } else if (d.busy + d.queued < l->cfg->slots + l->cfg->prefetch) {
+        /* A free slot takes it at once; with every slot busy it waits for the first that frees. */
+        if (worker_pool_push(l->pool, t, h, raw, len) == 0) {
+            farm_log(FARM_LOG_DEBUG, "worker", "event=task task=%" PRId64 " job=%" PRId64 " attempt=%" PRId64
+                     " timeout_ms=%" PRId64, t->id, t->job, t->attempt, t->timeout_ms);
             return;
         }
-        free(q);
         snprintf(error, sizeof error, "worker %s out of memory queueing the task", l->cfg->name);
     } else {
-        snprintf(error, sizeof error, "no free slot on worker %s (%d busy, %" PRId64 " waiting)", l->cfg->name,
-                 l->cfg->slots, l->nqueued);
+        snprintf(error, sizeof error, "no free slot on worker %s (%" PRId64 " busy, %" PRId64 " waiting)",
+                 l->cfg->name, d.busy, d.queued);
     }
     s_fail_now(l, t->id, t->attempt, error, now);
 }
 
-/* Start waiting tasks while slots are idle. */
-static void s_start_queued(s_loop_t *l, int64_t now) {
-    int slot;
-    while (l->qhead && l->phase == S_RUN && (slot = s_idle_slot(l)) >= 0) {
-        s_queued_t *q = s_unqueue(l, l->qhead->id);
-        msgpack_zone z;
-        msgpack_object o;
-        farm_msg_task_t t;
-        farm_error_t e;
-        if (msgpack_zone_init(&z, 1024)) {
-            if (farm_msg_unpack(q->raw, q->len, &z, &o, &e) == 0 && farm_msg_task_decode(&o, &t, &e) == 0) {
-                const farm_handler_t *h = worker_registry_find(l->reg, t.type.ptr, t.type.len);
-                if (h)
-                    s_start(l, slot, h, &t, now);
-                else
-                    s_fail_now(l, q->id, q->attempt, "handler vanished", now);
-            } else {
-                s_fail_now(l, q->id, q->attempt, "worker could not decode a queued task", now);
-            }
-            msgpack_zone_destroy(&z);
-        } else {
-            s_fail_now(l, q->id, q->attempt, "worker out of memory starting a queued task", now);
-        }
-        free(q->raw);
-        free(q);
-    }
-}
-
 /* Give back up to n waiting tasks, newest first; they never started. */
 static void s_give_back(s_loop_t *l, int64_t n) {
-    int64_t ids[256];
-    size_t k = 0;
-    while (n-- > 0 && l->qtail && k < 256) {
-        s_queued_t *q = s_unqueue(l, l->qtail->id);
-        ids[k++] = q->id;
-        free(q->raw);
-        free(q);
-    }
+    int64_t ids[256], attempts[256];
+    size_t k = worker_pool_take_back(l->pool, n < 0 ? 0 : n > 256 ? 256 : (size_t)n, ids, attempts);
     if (!k)
         return;
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    int64_t free_now = s_free(l);
-    farm_pack_give(&pk, ids, k, l->epoch, l->seq, free_now, s_idle(l), l->nqueued);
+    s_load_t d = s_load(l);
+    farm_pack_give(&pk, ids, k, l->epoch, l->seq, d.free, d.idle, d.queued);
     s_send_vent(l, &b, "give");
     msgpack_sbuffer_destroy(&b);
-    l->adv_free = free_now;
+    l->adv_free = d.free;
     farm_log(FARM_LOG_DEBUG, "worker", "event=give-back tasks=%zu", k);
 }
 
 static void s_on_cancel(s_loop_t *l, int64_t task, int64_t now) {
-    s_queued_t *q = s_unqueue(l, task);
-    if (q) {
-        s_fail_now2(l, q->id, q->attempt, "cancelled", true, now);
-        free(q->raw);
-        free(q);
-        return;
-    }
-    int i = s_slot_of(l, task);
-    if (i < 0 || task <= 0) {
+    int64_t attempt = 0;
+    int rc = task > 0 ? worker_pool_cancel(l->pool, task, &attempt) : 0;
+    if (rc == 1)
+        s_fail_now2(l, task, attempt, "cancelled", true, now);
+    else if (rc == 0)
         farm_log(FARM_LOG_DEBUG, "worker", "event=cancel task=%" PRId64 " running=false", task);
-        return;
-    }
-    bool delivered = worker_slot_stop(l->slots[i], WORKER_STOP_CANCEL);
-    farm_log(FARM_LOG_INFO, "worker", "event=cancel task=%" PRId64 " slot=%d delivered=%s", task, i,
-             delivered ? "true" : "false");
+    else
+        farm_log(FARM_LOG_INFO, "worker", "event=cancel task=%" PRId64 " delivered=%s", task,
+                 rc == 2 ? "true" : "false");
 }
 
 static void s_on_vent(s_loop_t *l, const worker_link_in_t *in, int64_t now) {
     const farm_msg_task_t *m = &in->msg;
     if (farm_str_eq(m->m, "task")) {
-        s_on_task(l, m, zmq_msg_data((zmq_msg_t *)&in->frame), zmq_msg_size((zmq_msg_t *)&in->frame), now);
+        s_on_task(l, m, in->raw, in->len, now);
     } else if (farm_str_eq(m->m, "cancel")) {
         s_on_cancel(l, m->id, now);
     } else if (farm_str_eq(m->m, "revoke")) {
@@ -442,84 +306,92 @@ static void s_on_ack(void *ud, int64_t task, int64_t attempt) {
 
 /* ---- what the slots say ------------------------------------------------- */
 
-static void s_collect(s_loop_t *l, int64_t now) {
-    for (int i = 0; i < l->cfg->slots; i++) {
-        worker_slot_result_t r;
-        if (!worker_slot_collect(l->slots[i], &r))
-            continue;
-        l->prog_due[i] = 0;
-        if (r.has_progress)
-            s_send_prog(l, &r.progress, now);
-        if (!r.msg) { /* the slot ran out of memory packing it; s_fail_now counts it */
-            s_fail_now(l, r.task, r.attempt, "worker out of memory packing the result", now);
-            continue;
-        }
-        worker_outbox_result(l->outbox, r.task, r.attempt, r.msg, r.len, now);
-        if (r.ok)
-            l->completed++;
-        else
-            l->failed++;
-        if (r.ok)
-            farm_log(FARM_LOG_DEBUG, "worker", "event=done task=%" PRId64 " attempt=%" PRId64 " ok=true ms=%" PRId64
-                     " slot=%d", r.task, r.attempt, r.duration_ms, i);
-        else
-            farm_log(FARM_LOG_INFO, "worker", "event=done task=%" PRId64 " attempt=%" PRId64 " ok=false cancelled=%s"
-                     " ms=%" PRId64 " slot=%d err=\"%s\"", r.task, r.attempt, r.cancelled ? "true" : "false",
-                     r.duration_ms, i, r.error);
-    }
-}
-
-/* True when a rate-limited progress update may go now. */
-static bool s_progress_due(const s_loop_t *l, int64_t now) {
-    for (int i = 0; i < l->cfg->slots; i++)
-        if (l->prog_due[i] > 0 && now >= l->prog_due[i])
+/* True when e's task also finished in the list from e on. */
+static bool s_finished_later(const worker_event_t *e) {
+    for (const worker_event_t *r = e->next; r; r = r->next)
+        if (r->kind == WORKER_EV_RESULT && r->task == e->task && r->attempt == e->attempt)
             return true;
     return false;
 }
 
+static void s_collect(s_loop_t *l, int64_t now) {
+    worker_event_t *list = worker_pool_events(l->pool);
+    for (worker_event_t *e = list; e; e = e->next) {
+        if (e->kind == WORKER_EV_START) {
+            /* A task that finished by now needs no start report: its result says when it started. */
+            if (s_finished_later(e))
+                continue;
+            msgpack_sbuffer b;
+            msgpack_sbuffer_init(&b);
+            msgpack_packer pk;
+            msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+            farm_pack_start(&pk, e->task, e->attempt, l->cfg->name, e->started_ms);
+            s_note(l, &b, now);
+            msgpack_sbuffer_destroy(&b);
+            continue;
+        }
+        if (e->has_progress)
+            s_send_prog(l, &e->progress, now);
+        if (!e->msg) { /* the slot ran out of memory packing it; s_fail_now counts it */
+            s_fail_now(l, e->task, e->attempt, "worker out of memory packing the result", now);
+            continue;
+        }
+        worker_outbox_result(l->outbox, e->task, e->attempt, e->msg, e->len, now);
+        e->msg = NULL;
+        if (e->ok)
+            l->completed++;
+        else
+            l->failed++;
+        if (e->ok)
+            farm_log(FARM_LOG_DEBUG, "worker", "event=done task=%" PRId64 " attempt=%" PRId64 " ok=true ms=%" PRId64
+                     " slot=%d", e->task, e->attempt, e->duration_ms, e->slot);
+        else
+            farm_log(FARM_LOG_INFO, "worker", "event=done task=%" PRId64 " attempt=%" PRId64 " ok=false cancelled=%s"
+                     " ms=%" PRId64 " slot=%d err=\"%s\"", e->task, e->attempt, e->cancelled ? "true" : "false",
+                     e->duration_ms, e->slot, e->error);
+    }
+    worker_events_free(list);
+}
+
 /* Forward the progress updates the rate limit lets through. */
 static void s_progress(s_loop_t *l, int64_t now) {
-    for (int i = 0; i < l->cfg->slots; i++) {
-        if (!worker_slot_task(l->slots[i]))
-            continue;
-        worker_progress_t p;
-        if (worker_slot_progress_take(l->slots[i], now, false, &p, &l->prog_due[i]))
-            s_send_prog(l, &p, now);
-    }
+    worker_progress_t p[16];
+    size_t n;
+    do {
+        n = worker_pool_progress(l->pool, now, false, p, 16, &l->prog_due);
+        for (size_t i = 0; i < n; i++)
+            s_send_prog(l, &p[i], now);
+    } while (n == 16);
 }
 
-static void s_timeouts(s_loop_t *l, int64_t now) {
-    for (int i = 0; i < l->cfg->slots; i++) {
-        int64_t d = worker_slot_deadline(l->slots[i]);
-        if (d > 0 && now >= d) {
-            int64_t task = worker_slot_task(l->slots[i]);
-            if (worker_slot_stop(l->slots[i], WORKER_STOP_TIMEOUT))
-                farm_log(FARM_LOG_INFO, "worker", "event=timeout task=%" PRId64 " slot=%d", task, i);
-        }
-    }
-}
+static int s_stop_all(s_loop_t *l, worker_stop_t why) { return worker_pool_stop_all(l->pool, why); }
 
-static int s_stop_all(s_loop_t *l, worker_stop_t why) {
-    int n = 0;
-    for (int i = 0; i < l->cfg->slots; i++)
-        n += worker_slot_stop(l->slots[i], why);
-    return n;
+static int64_t s_busy(const s_loop_t *l) {
+    int64_t busy, queued;
+    worker_pool_counts(l->pool, &busy, &queued);
+    return busy;
 }
 
 /* ---- drain -------------------------------------------------------------- */
 
 static void s_drain_begin(s_loop_t *l, int64_t now) {
-    s_give_back(l, l->nqueued); /* nothing waiting starts now: let others have it */
+    worker_pool_set_open(l->pool, false); /* nothing waiting starts now: let others have it */
+    int64_t busy, queued;
+    worker_pool_counts(l->pool, &busy, &queued);
+    while (queued > 0) {
+        s_give_back(l, queued);
+        worker_pool_counts(l->pool, &busy, &queued);
+    }
     l->phase = S_DRAIN_FINISH;
     l->until = now + l->cfg->grace_ms;
-    farm_log(FARM_LOG_INFO, "worker", "event=drain running=%d grace_ms=%" PRId64 " unacked=%zu", s_busy(l),
+    farm_log(FARM_LOG_INFO, "worker", "event=drain running=%" PRId64 " grace_ms=%" PRId64 " unacked=%zu", s_busy(l),
              l->cfg->grace_ms, worker_outbox_count(l->outbox));
     s_send_hb(l, now);
 }
 
 /* Advance the drain. Returns -1 while it goes on, or the exit status. */
 static int s_drain_step(s_loop_t *l, int64_t now) {
-    int busy = s_busy(l);
+    int64_t busy = s_busy(l);
     switch (l->phase) {
     case S_RUN:
         return -1;
@@ -540,8 +412,8 @@ static int s_drain_step(s_loop_t *l, int64_t now) {
             l->until = now + l->cfg->kill_grace_ms + S_STUCK_MS;
             return -1;
         }
-        farm_log(FARM_LOG_ERROR, "worker", "event=drain-stuck busy=%d err=\"handlers did not return after a stop\"",
-                 busy);
+        farm_log(FARM_LOG_ERROR, "worker", "event=drain-stuck busy=%" PRId64
+                 " err=\"handlers did not return after a stop\"", busy);
         return 1;
     case S_DRAIN_ACKS:
         if (worker_outbox_count(l->outbox) > 0 && now < l->until)
@@ -571,11 +443,7 @@ static int s_abort(s_loop_t *l) {
         uint64_t v;
         if (read(l->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN && errno != EINTR)
             break;
-        for (int i = 0; i < l->cfg->slots; i++) {
-            worker_slot_result_t r;
-            if (worker_slot_collect(l->slots[i], &r))
-                free(r.msg);
-        }
+        worker_events_free(worker_pool_events(l->pool));
     }
     return 1;
 }
@@ -585,13 +453,11 @@ static int s_abort(s_loop_t *l) {
 /* Milliseconds until the nearest timer, at most one heartbeat. */
 static long s_timeout(const s_loop_t *l, int64_t now) {
     int64_t next = l->next_hb;
-    for (int i = 0; i < l->cfg->slots; i++) {
-        int64_t d = worker_slot_deadline(l->slots[i]);
-        if (d > 0 && d < next)
-            next = d;
-        if (l->prog_due[i] > 0 && l->prog_due[i] < next)
-            next = l->prog_due[i];
-    }
+    int64_t d = worker_pool_next_deadline(l->pool);
+    if (d > 0 && d < next)
+        next = d;
+    if (l->prog_due > 0 && l->prog_due < next)
+        next = l->prog_due;
     int64_t due = worker_outbox_next_due(l->outbox);
     if (due > 0 && due < next)
         next = due;
@@ -626,7 +492,8 @@ static int s_turn(s_loop_t *l) {
         {.socket = worker_link_push(l->link), .events = ZMQ_POLLOUT},
     };
     int nitems = worker_outbox_stalled(l->outbox) ? 5 : 4;
-    if (zmq_poll(items, nitems, s_timeout(l, now)) < 0) {
+    bool pending = worker_link_vent_pending(l->link);
+    if (zmq_poll(items, nitems, pending ? 0 : s_timeout(l, now)) < 0) {
         if (errno == EINTR)
             return -1;
         farm_log(FARM_LOG_ERROR, "worker", "event=fatal op=zmq_poll err=\"%s\"", zmq_strerror(errno));
@@ -638,7 +505,7 @@ static int s_turn(s_loop_t *l) {
         if (rc >= 0)
             return rc;
     }
-    if (items[0].revents & ZMQ_POLLIN) {
+    if ((items[0].revents & ZMQ_POLLIN) || pending) {
         for (int k = 0; k < S_VENT_BATCH; k++) {
             worker_link_in_t in;
             int rc = worker_link_recv_vent(l->link, &in);
@@ -657,41 +524,30 @@ static int s_turn(s_loop_t *l) {
             farm_log(FARM_LOG_ERROR, "worker", "event=eventfd-read err=\"%s\"", strerror(errno));
         s_collect(l, now);
     }
-    s_start_queued(l, now);
-    if (woken || s_progress_due(l, now))
+    if (woken || (l->prog_due > 0 && now >= l->prog_due))
         s_progress(l, now);
-    s_timeouts(l, now);
+    (void)worker_pool_timeouts(l->pool, now);
     worker_outbox_flush(l->outbox, now);
     int rc = s_drain_step(l, now);
     if (rc >= 0)
         return rc;
     if (now >= l->next_hb)
         s_send_hb(l, now);
-    int64_t f = s_free(l);
-    if (f != l->adv_free)
-        s_send_ready(l, f);
+    s_load_t d = s_load(l);
+    if (d.free != l->adv_free)
+        s_send_ready(l, &d);
     return -1;
 }
 
 static void s_cleanup(s_loop_t *l, bool abort) {
+    /* After an abort, handlers may still run: the process exits around them. */
     if (!abort)
-        for (int i = 0; l->slots && i < l->cfg->slots; i++)
-            worker_slot_destroy(&l->slots[i]);
+        worker_pool_destroy(&l->pool);
     worker_link_destroy(&l->link, abort);
     worker_outbox_destroy(&l->outbox);
-    if (!abort) {
-        free(l->slots);
-        free(l->prog_due);
-        if (l->wake_fd >= 0)
-            close(l->wake_fd);
-    }
+    if (!abort && l->wake_fd >= 0)
+        close(l->wake_fd);
     free(l->held);
-    while (l->qhead) {
-        s_queued_t *q = l->qhead;
-        l->qhead = q->next;
-        free(q->raw);
-        free(q);
-    }
 }
 
 int worker_loop_run(const worker_config_t *cfg, const worker_registry_t *reg, int sig_fd) {
@@ -712,18 +568,15 @@ int worker_loop_run(const worker_config_t *cfg, const worker_registry_t *reg, in
         .ud = l.link,
     };
     l.outbox = worker_outbox_new(&ocfg);
-    l.slots = calloc((size_t)cfg->slots, sizeof *l.slots);
-    l.prog_due = calloc((size_t)cfg->slots, sizeof *l.prog_due);
-    if (!l.link || !l.outbox || !l.slots || !l.prog_due) {
+    if (!l.link || !l.outbox) {
         farm_log(FARM_LOG_ERROR, "worker", "event=fatal err=\"cannot set up the sockets or out of memory\"");
         s_cleanup(&l, false);
         return 1;
     }
-    for (int i = 0; i < cfg->slots; i++)
-        if (!(l.slots[i] = worker_slot_new(i, cfg->name, l.wake_fd))) {
-            s_cleanup(&l, false);
-            return 1;
-        }
+    if (!(l.pool = worker_pool_new(cfg->slots, cfg->name, l.wake_fd))) {
+        s_cleanup(&l, false);
+        return 1;
+    }
 
     size_t ntypes;
     const char *const *types = worker_registry_types(reg, &ntypes);

@@ -6,6 +6,10 @@
  * a result is appended when sent and moved to the tail when sent again).
  * An ack looks through the held results from the oldest; acks mostly come
  * in the order results were made, so the scan is short in practice.
+ *
+ * A flush packs what it sends into frames of up to S_FRAME_BYTES, messages
+ * one after another (the sink reads them so): under load one send carries
+ * many results, and the per-message costs of the sockets are paid once.
  */
 #include "worker_outbox.h"
 
@@ -15,6 +19,8 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define S_FRAME_BYTES (256 * 1024) /* a frame holds messages up to this size (a larger one goes alone) */
 
 typedef struct s_entry {
     struct s_entry *prev, *next; /* neighbours in its list */
@@ -38,6 +44,8 @@ struct worker_outbox {
     int64_t next_tick;       /* resends may run again from this time */
     uint64_t resent;         /* results sent again, ever */
     uint64_t dropped;        /* notes dropped, ever */
+    char *frame;             /* scratch for packing a frame */
+    size_t frame_cap;        /* bytes allocated at frame */
 };
 
 static void s_append(s_list_t *l, s_entry_t *e) {
@@ -102,59 +110,87 @@ void worker_outbox_destroy(worker_outbox_t **p) {
     s_clear(&ob->notes);
     s_clear(&ob->unsent);
     s_clear(&ob->waiting);
+    free(ob->frame);
     free(ob);
     *p = NULL;
 }
 
-/* Send e. Returns 0 sent (or dropped on a hard error, logged: the resend
- * timer tries a result again), -EAGAIN when the socket would block. */
-static int s_send(worker_outbox_t *ob, const s_entry_t *e) {
-    int rc = ob->cfg.send(ob->cfg.ud, e->data, e->len);
-    if (rc == -EAGAIN) {
-        ob->stalled = true;
-        return rc;
+/* What becomes of the entries of a frame that left. */
+typedef enum { S_DONE_FREE, S_DONE_WAIT } s_done_t;
+
+/* Send up to `max` entries from the head of list l (for resends, only those
+ * due at now) in frames, then free them or move them to `waiting`, due
+ * again after the resend interval. Returns how many left, or -EAGAIN when
+ * the socket would block before all did (the outbox is then stalled). */
+static long s_send_list(worker_outbox_t *ob, s_list_t *l, size_t max, bool only_due, s_done_t done, int64_t now) {
+    size_t sent = 0;
+    while (l->head && sent < max && (!only_due || l->head->due <= now)) {
+        /* The run of entries that fits one frame (at least one). */
+        size_t k = 0, bytes = 0;
+        for (s_entry_t *e = l->head; e && sent + k < max && (!only_due || e->due <= now); e = e->next) {
+            if (k && bytes + e->len > S_FRAME_BYTES)
+                break;
+            bytes += e->len;
+            k++;
+        }
+        const char *data = l->head->data;
+        if (k > 1) {
+            if (bytes > ob->frame_cap) {
+                char *p = realloc(ob->frame, bytes);
+                if (!p) {
+                    k = 1; /* no room to pack: one message per send */
+                    bytes = l->head->len;
+                } else {
+                    ob->frame = p;
+                    ob->frame_cap = bytes;
+                }
+            }
+            if (k > 1) {
+                size_t off = 0, i = 0;
+                for (s_entry_t *e = l->head; i < k; e = e->next, i++) {
+                    memcpy(ob->frame + off, e->data, e->len);
+                    off += e->len;
+                }
+                data = ob->frame;
+            }
+        }
+        int rc = ob->cfg.send(ob->cfg.ud, data, bytes);
+        if (rc == -EAGAIN) {
+            ob->stalled = true;
+            return -EAGAIN;
+        }
+        if (rc < 0) /* dropped; the resend timer tries a result again */
+            farm_log(FARM_LOG_WARN, "worker", "event=send-failed to=sink task=%" PRId64 " messages=%zu err=\"%s\"",
+                     l->head->task, k, strerror(-rc));
+        for (size_t i = 0; i < k; i++) {
+            s_entry_t *e = l->head;
+            s_unlink(l, e);
+            if (done == S_DONE_FREE) {
+                s_free(e);
+            } else {
+                e->due = now + ob->cfg.resend_ms;
+                s_append(&ob->waiting, e);
+            }
+        }
+        sent += k;
     }
-    if (rc < 0)
-        farm_log(FARM_LOG_WARN, "worker", "event=send-failed to=sink task=%" PRId64 " err=\"%s\"", e->task,
-                 strerror(-rc));
-    return 0;
+    return (long)sent;
 }
 
 void worker_outbox_flush(worker_outbox_t *ob, int64_t now) {
-    while (ob->notes.head) {
-        s_entry_t *e = ob->notes.head;
-        if (s_send(ob, e) == -EAGAIN)
-            return;
-        s_unlink(&ob->notes, e);
-        s_free(e);
-    }
-    while (ob->unsent.head) {
-        s_entry_t *e = ob->unsent.head;
-        if (s_send(ob, e) == -EAGAIN)
-            return;
-        s_unlink(&ob->unsent, e);
-        e->due = now + ob->cfg.resend_ms;
-        s_append(&ob->waiting, e);
-    }
+    if (s_send_list(ob, &ob->notes, SIZE_MAX, false, S_DONE_FREE, now) < 0 ||
+        s_send_list(ob, &ob->unsent, SIZE_MAX, false, S_DONE_WAIT, now) < 0)
+        return;
     if (now >= ob->next_tick && ob->waiting.head && ob->waiting.head->due <= now) {
         /* The tick starts now, sent or not: a sink that is away must not
          * turn due resends into a busy loop. */
         ob->next_tick = now + ob->cfg.tick_ms;
-        size_t n = 0;
-        int rc = 0;
-        while (ob->waiting.head && ob->waiting.head->due <= now && n < ob->cfg.resend_burst) {
-            s_entry_t *e = ob->waiting.head;
-            if ((rc = s_send(ob, e)) == -EAGAIN)
-                break;
-            s_unlink(&ob->waiting, e);
-            e->due = now + ob->cfg.resend_ms;
-            s_append(&ob->waiting, e);
-            n++;
+        long n = s_send_list(ob, &ob->waiting, ob->cfg.resend_burst, true, S_DONE_WAIT, now);
+        if (n > 0) {
+            ob->resent += (uint64_t)n;
+            farm_log(FARM_LOG_DEBUG, "worker", "event=resend results=%ld held=%zu", n, ob->waiting.n);
         }
-        ob->resent += n;
-        if (n)
-            farm_log(FARM_LOG_DEBUG, "worker", "event=resend results=%zu held=%zu", n, ob->waiting.n);
-        if (rc == -EAGAIN)
+        if (n < 0)
             return;
     }
     ob->stalled = false;
@@ -170,8 +206,8 @@ void worker_outbox_result(worker_outbox_t *ob, int64_t task, int64_t attempt, ch
         free(data);
         return;
     }
+    (void)now;
     s_append(&ob->unsent, e);
-    worker_outbox_flush(ob, now);
 }
 
 void worker_outbox_note(worker_outbox_t *ob, char *data, size_t len, int64_t now) {
@@ -187,8 +223,8 @@ void worker_outbox_note(worker_outbox_t *ob, char *data, size_t len, int64_t now
         s_free(old);
         ob->dropped++;
     }
+    (void)now;
     s_append(&ob->notes, e);
-    worker_outbox_flush(ob, now);
 }
 
 static s_entry_t *s_find(const s_list_t *l, int64_t task, int64_t attempt) {

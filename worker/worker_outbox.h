@@ -44,11 +44,12 @@ worker_outbox_t *worker_outbox_new(const worker_outbox_cfg_t *cfg);
 void worker_outbox_destroy(worker_outbox_t **p);
 
 /* Queue the result message data (len bytes, malloc'd; the outbox takes
- * ownership) of (task, attempt) and try to send it at now (monotonic ms). */
+ * ownership) of (task, attempt), made at now (monotonic ms); the next
+ * worker_outbox_flush() sends it. */
 void worker_outbox_result(worker_outbox_t *ob, int64_t task, int64_t attempt, char *data, size_t len, int64_t now);
 
-/* Send a note (the outbox takes ownership of the malloc'd data), or queue it
- * behind what is already waiting. */
+/* Queue a note (the outbox takes ownership of the malloc'd data) behind
+ * what is already waiting; the next worker_outbox_flush() sends it. */
 void worker_outbox_note(worker_outbox_t *ob, char *data, size_t len, int64_t now);
 
 /* The sink stored (task, attempt): forget its result. Returns true when it
@@ -56,7 +57,7 @@ void worker_outbox_note(worker_outbox_t *ob, char *data, size_t len, int64_t now
 bool worker_outbox_ack(worker_outbox_t *ob, int64_t task, int64_t attempt);
 
 /* Send what is queued and what is due again at now, until the socket would
- * block. */
+ * block. Messages go several to a frame, one after another. */
 void worker_outbox_flush(worker_outbox_t *ob, int64_t now);
 
 /* True when a send would have blocked and something still waits: poll the

@@ -1,13 +1,15 @@
-/* worker_slot: slot threads and the task context of farm_plugin.h (see
- * worker_slot.h).
+/* worker_slot: the pool of slot threads and the task context of
+ * farm_plugin.h (see worker_slot.h).
  *
- * Locking: `mu` guards the phase and the hand-over of a task and of its
- * outcome; `pmu` guards the progress mailbox and the handler's error text,
- * which a handler may write from any of its threads. The stop reason is an
- * atomic so that farm_task_stopping() is a plain load; it is only ever set
- * under `mu` while the handler runs, and read under `mu` once it returns,
- * so the outcome and a late stop cannot disagree. Fields marked "main" are
- * touched by the main thread only.
+ * Locking: the pool's `mu` guards the queue, the event list, the open and
+ * quit flags and, per slot, its phase and the task it holds (fields marked
+ * "pool"); `pmu` of a slot guards its progress mailbox, the handler's error
+ * text and records, which a handler may write from any of its threads. The
+ * order is mu, then pmu. The stop reason is an atomic so that
+ * farm_task_stopping() is a plain load; it is only set under `mu` while
+ * the slot runs the task it is meant for, and read under `mu` once the
+ * handler returns, so the outcome and a late stop cannot disagree. Fields
+ * marked "thread" belong to the slot's thread.
  *
  * The slot thread packs the whole "result" message itself and checks it by
  * decoding it again: a handler that packed zero or several values, or ran
@@ -17,7 +19,6 @@
  * Records (farm_task_record) are packed as they come into one buffer that
  * starts with a 5-byte array32 header, patched with the count when the
  * result is packed, so the list goes into the message without a copy. They
- * are under `pmu` like the rest of what a handler's threads may write, and
  * only travel with a successful result.
  */
 #include "worker_slot.h"
@@ -39,28 +40,39 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define S_ERROR_MAX 1024 /* bytes of an error text, NUL included */
+#define S_ERROR_MAX WORKER_ERROR_MAX /* bytes of an error text, NUL included */
 #define S_TIMEOUT_MAX_MS (100LL * 365 * 24 * 3600 * 1000) /* longer timeouts are ignored */
 #define S_RECS_HEADER 5 /* bytes of the array32 header at the front of the records buffer */
 #define S_RECS_KEEP (1024 * 1024) /* a records buffer larger than this is freed between tasks */
 _Static_assert(FARM_TASK_RECORDS_MAX == FARM_RESULT_RECORDS_MAX, "record limits of the plugin API and the wire must agree");
-_Static_assert(sizeof(((worker_slot_result_t *)0)->error) == S_ERROR_MAX, "error buffers must agree");
+
+typedef struct worker_slot worker_slot_t;
 
 typedef enum {
     S_IDLE,      /* no task */
-    S_ASSIGNED,  /* a task is waiting for the thread */
     S_RUNNING,   /* the handler runs */
     S_FINISHING, /* the handler returned; the outcome is being packed */
-    S_DONE,      /* the outcome waits to be collected */
 } s_phase_t;
+
+/* A task waiting for a slot: its message, kept whole, is decoded again by
+ * the slot that takes it. */
+typedef struct s_task {
+    char *raw;                   /* the task message as it came */
+    size_t len;                  /* its bytes */
+    int64_t id, job, attempt;    /* for cancel, take-back and heartbeats */
+    int64_t priority;            /* the queue is ordered by priority, then id */
+    int64_t timeout_ms;          /* as submitted */
+    const farm_handler_t *h;     /* its handler, borrowed from the registry */
+    struct s_task *prev, *next;  /* neighbours: towards the head (runs first) and the tail */
+} s_task_t;
 
 struct farm_task_ctx {
     worker_slot_t *slot;     /* the slot running the task */
     int64_t id, job, attempt;
     int64_t timeout_ms;      /* as submitted, 0 none */
     int64_t deadline;        /* monotonic ms, 0 none */
-    _Atomic int stop;        /* a worker_stop_t; set under slot->mu while running */
-    int stop_fd;             /* eventfd, readable once stopped; reset when collected */
+    _Atomic int stop;        /* a worker_stop_t; set under the pool's mu while running */
+    int stop_fd;             /* eventfd, readable once stopped; reset when the task ends */
     void *ud;                /* the handler's ud */
     char error[S_ERROR_MAX]; /* farm_task_fail() text, under slot->pmu; "" none */
     msgpack_sbuffer recs;    /* farm_task_record()s, under slot->pmu: header + [idx, bin] pairs */
@@ -69,29 +81,23 @@ struct farm_task_ctx {
 
 struct worker_slot {
     int index;                  /* for logs */
+    struct worker_pool *pool;   /* its pool */
     const char *worker;         /* the worker's name, borrowed */
     int wake_fd;                /* the main thread's eventfd, borrowed */
     int64_t max_result;         /* bytes a packed result value may have (max_frame less headroom) */
     pthread_t thread;           /* the slot thread */
-    pthread_mutex_t mu;         /* guards phase, quit and the hand-over fields */
-    pthread_cond_t cv;          /* signalled on assignment and quit */
+    bool started;               /* the thread was created */
+    /* pool */
     s_phase_t phase;            /* see s_phase_t */
-    bool quit;                  /* the thread must exit once idle */
-    /* the task, written by main while idle, read by the thread once assigned */
+    int64_t task, attempt;      /* the task held, 0 when idle */
+    int64_t deadline;           /* its deadline (monotonic ms), 0 none */
+    bool stopping;              /* a stop was delivered or the deadline passed */
+    /* thread */
     const farm_handler_t *handler; /* borrowed from the registry */
-    msgpack_sbuffer args;       /* the task's args, packed (nil when absent) */
-    int64_t started_ms;         /* wall time of the assignment */
-    int64_t assigned_mono;      /* monotonic time of the assignment */
-    farm_task_ctx_t ctx;        /* what the handler sees */
-    /* the outcome, written by the thread before S_DONE */
+    int64_t started_ms;         /* wall time the task was taken */
+    int64_t started_mono;       /* monotonic time it was taken */
     msgpack_sbuffer out;        /* the packed "result" message */
-    bool out_ok, out_cancelled; /* what it says */
-    char out_error[S_ERROR_MAX]; /* its error, for the log */
-    int64_t out_mono;           /* monotonic time the handler returned */
-    /* main */
-    int64_t held_task, held_attempt; /* the task held, 0 when idle */
-    int64_t held_deadline;      /* its deadline, 0 none */
-    bool stopping;              /* a stop was delivered */
+    farm_task_ctx_t ctx;        /* what the handler sees */
     /* progress mailbox, under pmu */
     pthread_mutex_t pmu;
     bool p_has;                 /* an update waits */
@@ -100,6 +106,19 @@ struct worker_slot {
     char p_msg[WORKER_PROGRESS_MSG_MAX + 1]; /* the message */
     bool p_poked;               /* the wake fd was written for it and the update not taken yet */
     int64_t p_last;             /* monotonic time the last update was taken, 0 none yet */
+};
+
+struct worker_pool {
+    pthread_mutex_t mu;         /* see the top of the file */
+    pthread_cond_t cv;          /* a task was queued, the pool opened, or quit */
+    int wake_fd;                /* the main thread's eventfd, borrowed */
+    int nslots;                 /* slots */
+    worker_slot_t *slots;       /* nslots of them */
+    s_task_t *qhead, *qtail;    /* waiting tasks, in the order they run */
+    int64_t nqueued;            /* their number */
+    worker_event_t *ehead, *etail; /* events the main thread has not taken */
+    bool open;                  /* slots may take tasks */
+    bool quit;                  /* slot threads exit */
 };
 
 /* Mutex and condition errors are programming errors: nothing from outside
@@ -246,8 +265,6 @@ int farm_task_record(farm_task_ctx_t *ctx, int64_t idx, const msgpack_object *re
     return rc;
 }
 
-/* ---- the slot thread ---------------------------------------------------- */
-
 static void s_stop_text(char *dst, size_t n, worker_stop_t why, int64_t timeout_ms) {
     switch (why) {
     case WORKER_STOP_CANCEL: snprintf(dst, n, "cancelled"); break;
@@ -293,296 +310,536 @@ static bool s_pack_result(worker_slot_t *s, bool ok, bool cancelled, const msgpa
     return rc == 0;
 }
 
-/* Run the assigned task and leave its outcome in the slot. */
-static void s_run(worker_slot_t *s) {
+/* Append an event; true when the list was empty (the main thread must be
+ * woken). Under the pool's mu. */
+static bool s_event_put(worker_pool_t *p, worker_event_t *e) {
+    bool was_empty = p->ehead == NULL;
+    e->next = NULL;
+    if (p->etail)
+        p->etail->next = e;
+    else
+        p->ehead = e;
+    p->etail = e;
+    return was_empty;
+}
+
+/* Take the head of the queue and make it the slot's task. Under mu.
+ * Returns the task (the caller frees it) and, in *start, its start event
+ * (NULL when out of memory: the result carries the start time too). */
+static s_task_t *s_take(worker_slot_t *s, worker_event_t **start) {
+    worker_pool_t *p = s->pool;
+    s_task_t *t = p->qhead;
+    p->qhead = t->next;
+    if (p->qhead)
+        p->qhead->prev = NULL;
+    else
+        p->qtail = NULL;
+    p->nqueued--;
+    int64_t mono = farm_mono_ms();
+    s->phase = S_RUNNING;
+    s->task = t->id;
+    s->attempt = t->attempt;
+    /* The wire allows any int64; beyond a century a timeout means none and
+     * could only overflow the clock arithmetic. */
+    s->deadline = t->timeout_ms > 0 && t->timeout_ms <= S_TIMEOUT_MAX_MS ? mono + t->timeout_ms : 0;
+    s->stopping = false;
+    s->handler = t->h;
+    s->started_ms = farm_now_ms();
+    s->started_mono = mono;
     farm_task_ctx_t *c = &s->ctx;
-    char error[S_ERROR_MAX] = "";
+    c->id = t->id;
+    c->job = t->job;
+    c->attempt = t->attempt;
+    c->timeout_ms = t->timeout_ms;
+    c->deadline = s->deadline;
+    c->ud = t->h->ud;
+    atomic_store(&c->stop, WORKER_STOP_NONE);
+    worker_event_t *e = calloc(1, sizeof *e);
+    if (e)
+        *e = (worker_event_t){.kind = WORKER_EV_START, .slot = s->index, .task = t->id, .attempt = t->attempt,
+                              .started_ms = s->started_ms};
+    *start = e;
+    return t;
+}
+
+/* Run task t in slot s and pack its outcome into s->out. Returns the error
+ * text's outcome: ok, cancelled and error are filled. */
+static void s_run(worker_slot_t *s, const s_task_t *t, bool *ok_out, bool *cancelled_out, char *error) {
+    farm_task_ctx_t *c = &s->ctx;
+    error[0] = '\0';
+    s_lock(&s->pmu);
+    s->p_has = s->p_poked = false;
+    s->p_last = 0;
+    c->error[0] = '\0';
+    bool recs_ok = s_recs_reset(c);
+    s_unlock(&s->pmu);
     msgpack_sbuffer value;
     msgpack_sbuffer_init(&value);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &value, msgpack_sbuffer_write);
     msgpack_zone zone;
     bool zone_ok = msgpack_zone_init(&zone, 4096);
-    msgpack_object args = {.type = MSGPACK_OBJECT_NIL};
+    msgpack_object o, nil = {.type = MSGPACK_OBJECT_NIL};
+    farm_msg_task_t m;
     farm_error_t e;
     int rc = -1;
-    if (!zone_ok)
-        snprintf(error, sizeof error, "worker out of memory");
-    else if (farm_msg_unpack(s->args.data, s->args.size, &zone, &args, &e) != 0)
-        snprintf(error, sizeof error, "worker cannot read the task's args: %s", e.message);
+    if (!zone_ok || !recs_ok)
+        snprintf(error, S_ERROR_MAX, "worker out of memory");
+    else if (farm_msg_unpack(t->raw, t->len, &zone, &o, &e) != 0 || farm_msg_task_decode(&o, &m, &e) != 0)
+        snprintf(error, S_ERROR_MAX, "worker cannot read the task: %s", e.message);
     else
-        rc = s->handler->run(c, &args, &pk);
+        rc = s->handler->run(c, m.args ? m.args : &nil, &pk);
     if (zone_ok)
         msgpack_zone_destroy(&zone);
 
     int64_t finished_ms = farm_now_ms();
     int64_t now = farm_mono_ms();
-    s_lock(&s->mu);
+    worker_pool_t *p = s->pool;
+    s_lock(&p->mu);
     s->phase = S_FINISHING;
     worker_stop_t stop = (worker_stop_t)atomic_load(&c->stop);
     if (stop == WORKER_STOP_NONE && c->deadline > 0 && now >= c->deadline) {
         stop = WORKER_STOP_TIMEOUT;
         atomic_store(&c->stop, stop);
     }
-    s_unlock(&s->mu);
+    s_unlock(&p->mu);
 
     bool ok = false;
     if (error[0]) {
         /* the worker's own failure, said above */
     } else if (stop != WORKER_STOP_NONE) {
-        s_stop_text(error, sizeof error, stop, c->timeout_ms);
+        s_stop_text(error, S_ERROR_MAX, stop, c->timeout_ms);
     } else if (rc != 0) {
         s_lock(&s->pmu);
         if (c->error[0])
-            memcpy(error, c->error, sizeof error);
+            memcpy(error, c->error, S_ERROR_MAX);
         else
-            snprintf(error, sizeof error, "%s failed", s->handler->type);
+            snprintf(error, S_ERROR_MAX, "%s failed", s->handler->type);
         s_unlock(&s->pmu);
     } else {
         ok = true;
     }
     size_t result_size = value.size + (ok && c->nrecs ? c->recs.size : 0);
     if ((int64_t)result_size > s->max_result) {
-        snprintf(error, sizeof error, "%s: result is %zu bytes, over the limit max-frame=%" PRId64,
-                 s->handler->type, result_size, s->max_result);
+        snprintf(error, S_ERROR_MAX, "%s: result is %zu bytes, over the limit max-frame=%" PRId64, s->handler->type,
+                 result_size, s->max_result);
         ok = false;
         msgpack_sbuffer_clear(&value);
     }
     bool cancelled = stop == WORKER_STOP_CANCEL;
     if (!s_pack_result(s, ok, cancelled, &value, error, finished_ms)) {
         /* The handler packed zero or several values, or memory ran out. */
-        snprintf(error, sizeof error, "%s: the handler did not pack exactly one result value", s->handler->type);
+        snprintf(error, S_ERROR_MAX, "%s: the handler did not pack exactly one result value", s->handler->type);
         ok = false;
         if (!s_pack_result(s, false, cancelled, NULL, error, finished_ms))
             msgpack_sbuffer_clear(&s->out);
     }
     msgpack_sbuffer_destroy(&value);
-    s->out_ok = ok;
-    s->out_cancelled = cancelled;
-    memcpy(s->out_error, ok ? "" : error, ok ? 1 : sizeof error);
-    s->out_mono = now;
+    if (ok)
+        error[0] = '\0';
+    *ok_out = ok;
+    *cancelled_out = cancelled;
 }
 
-static void *s_thread(void *arg) {
-    worker_slot_t *s = arg;
-    for (;;) {
-        s_lock(&s->mu);
-        while (!s->quit && s->phase != S_ASSIGNED)
-            s_check(pthread_cond_wait(&s->cv, &s->mu), "pthread_cond_wait");
-        if (s->phase != S_ASSIGNED) {
-            s_unlock(&s->mu);
-            break;
-        }
-        s->phase = S_RUNNING;
-        s_unlock(&s->mu);
-        s_run(s);
-        s_lock(&s->mu);
-        s->phase = S_DONE;
-        s_unlock(&s->mu);
-        s_signal_fd(s->wake_fd, "wake");
-    }
-    return NULL;
-}
-
-/* ---- the main thread's side --------------------------------------------- */
-
-worker_slot_t *worker_slot_new(int index, const char *worker, int wake_fd) {
-    worker_slot_t *s = calloc(1, sizeof *s);
-    if (!s) {
-        farm_log(FARM_LOG_ERROR, "worker", "event=slot-new slot=%d err=\"out of memory\"", index);
-        return NULL;
-    }
-    s->index = index;
-    s->worker = worker;
-    s->wake_fd = wake_fd;
-    farm_limits_t lim;
-    farm_limits_default(&lim);
-    s->max_result = lim.max_frame - 64 * 1024; /* room for the rest of the message */
-    s->ctx.slot = s;
-    msgpack_sbuffer_init(&s->args);
-    msgpack_sbuffer_init(&s->out);
-    msgpack_sbuffer_init(&s->ctx.recs);
-    s->ctx.stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (s->ctx.stop_fd < 0) {
-        farm_log(FARM_LOG_ERROR, "worker", "event=slot-new slot=%d op=eventfd err=\"%s\"", index, strerror(errno));
-        free(s);
-        return NULL;
-    }
-    int rc = pthread_mutex_init(&s->mu, NULL);
-    if (rc == 0 && (rc = pthread_mutex_init(&s->pmu, NULL)) != 0)
-        pthread_mutex_destroy(&s->mu);
-    if (rc == 0 && (rc = pthread_cond_init(&s->cv, NULL)) != 0) {
-        pthread_mutex_destroy(&s->pmu);
-        pthread_mutex_destroy(&s->mu);
-    }
-    if (rc != 0) {
-        farm_log(FARM_LOG_ERROR, "worker", "event=slot-new slot=%d op=pthread_init err=\"%s\"", index, strerror(rc));
-        close(s->ctx.stop_fd);
-        free(s);
-        return NULL;
-    }
-    /* The thread starts with every signal blocked: SIGTERM and SIGINT are
-     * the main thread's business, and handlers must not be interrupted by
-     * them. Children spawned by exec reset their mask. */
-    sigset_t all, old;
-    sigfillset(&all);
-    rc = pthread_sigmask(SIG_SETMASK, &all, &old);
-    if (rc == 0) {
-        rc = pthread_create(&s->thread, NULL, s_thread, s);
-        s_check(pthread_sigmask(SIG_SETMASK, &old, NULL), "pthread_sigmask");
-    }
-    if (rc != 0) {
-        farm_log(FARM_LOG_ERROR, "worker", "event=slot-new slot=%d op=pthread_create err=\"%s\"", index,
-                 strerror(rc));
-        pthread_cond_destroy(&s->cv);
-        pthread_mutex_destroy(&s->pmu);
-        pthread_mutex_destroy(&s->mu);
-        close(s->ctx.stop_fd);
-        free(s);
-        return NULL;
-    }
-    return s;
-}
-
-void worker_slot_destroy(worker_slot_t **p) {
-    if (!p || !*p)
-        return;
-    worker_slot_t *s = *p;
-    worker_slot_stop(s, WORKER_STOP_DRAIN);
-    s_lock(&s->mu);
-    s->quit = true;
-    s_check(pthread_cond_signal(&s->cv), "pthread_cond_signal");
-    s_unlock(&s->mu);
-    s_check(pthread_join(s->thread, NULL), "pthread_join");
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->pmu);
-    pthread_mutex_destroy(&s->mu);
-    close(s->ctx.stop_fd);
-    msgpack_sbuffer_destroy(&s->args);
-    msgpack_sbuffer_destroy(&s->out);
-    msgpack_sbuffer_destroy(&s->ctx.recs);
-    free(s);
-    *p = NULL;
-}
-
-int worker_slot_assign(worker_slot_t *s, const farm_handler_t *h, const farm_msg_task_t *t, int64_t now_wall,
-                       int64_t now_mono) {
-    if (s->held_task != 0)
-        return -EBUSY;
-    /* The slot is idle: its thread touches nothing but the phase now. */
-    msgpack_sbuffer_clear(&s->args);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &s->args, msgpack_sbuffer_write);
-    int rc = t->args ? msgpack_pack_object(&pk, *t->args) : msgpack_pack_nil(&pk);
-    if (rc != 0)
-        return -ENOMEM;
-    farm_task_ctx_t *c = &s->ctx;
-    c->id = t->id;
-    c->job = t->job;
-    c->attempt = t->attempt;
-    c->timeout_ms = t->timeout_ms;
-    /* The wire allows any int64; beyond a century a timeout means none and
-     * could only overflow the clock arithmetic. */
-    c->deadline = t->timeout_ms > 0 && t->timeout_ms <= S_TIMEOUT_MAX_MS ? now_mono + t->timeout_ms : 0;
-    c->ud = h->ud;
-    c->error[0] = '\0';
-    atomic_store(&c->stop, WORKER_STOP_NONE);
-    s->handler = h;
-    s->started_ms = now_wall;
-    s->assigned_mono = now_mono;
-    s->held_task = t->id;
-    s->held_attempt = t->attempt;
-    s->held_deadline = c->deadline;
-    s->stopping = false;
-    s_lock(&s->pmu);
-    s->p_has = s->p_poked = false;
-    s->p_last = 0;
-    bool recs_ok = s_recs_reset(c);
-    s_unlock(&s->pmu);
-    if (!recs_ok) {
-        s->held_task = s->held_attempt = s->held_deadline = 0;
-        return -ENOMEM;
-    }
-    s_lock(&s->mu);
-    s->phase = S_ASSIGNED;
-    s_check(pthread_cond_signal(&s->cv), "pthread_cond_signal");
-    s_unlock(&s->mu);
-    return 0;
-}
-
-int64_t worker_slot_task(const worker_slot_t *s) { return s->held_task; }
-
-int64_t worker_slot_deadline(const worker_slot_t *s) {
-    return s->held_task && !s->stopping ? s->held_deadline : 0;
-}
-
-bool worker_slot_stop(worker_slot_t *s, worker_stop_t why) {
-    if (why == WORKER_STOP_NONE || s->held_task == 0 || s->stopping)
-        return false;
-    bool delivered = false;
-    s_lock(&s->mu);
-    if ((s->phase == S_ASSIGNED || s->phase == S_RUNNING) && atomic_load(&s->ctx.stop) == WORKER_STOP_NONE) {
-        atomic_store(&s->ctx.stop, why);
-        s_signal_fd(s->ctx.stop_fd, "stop");
-        delivered = true;
-    }
-    s_unlock(&s->mu);
-    /* Delivered or not, there is nothing more to tell this task. */
-    s->stopping = true;
-    return delivered;
-}
-
-bool worker_slot_progress_take(worker_slot_t *s, int64_t now_mono, bool force, worker_progress_t *p,
-                               int64_t *due) {
+/* Take the slot's pending progress update, if any. Under mu. */
+static bool s_progress_take(worker_slot_t *s, int64_t now, bool force, worker_progress_t *out, int64_t *due) {
     *due = 0;
-    if (s->held_task == 0)
-        return false;
     s_lock(&s->pmu);
     if (!s->p_has) {
         s_unlock(&s->pmu);
         return false;
     }
-    if (!force && s->p_pct != 100 && s->p_last > 0 && now_mono < s->p_last + WORKER_PROGRESS_MIN_MS) {
+    if (!force && s->p_pct != 100 && s->p_last > 0 && now < s->p_last + WORKER_PROGRESS_MIN_MS) {
         *due = s->p_last + WORKER_PROGRESS_MIN_MS;
         s_unlock(&s->pmu);
         return false;
     }
-    p->task = s->held_task;
-    p->attempt = s->held_attempt;
-    p->pct = s->p_pct;
-    p->has_msg = s->p_has_msg;
-    memcpy(p->msg, s->p_msg, sizeof p->msg);
+    out->task = s->task;
+    out->attempt = s->attempt;
+    out->pct = s->p_pct;
+    out->has_msg = s->p_has_msg;
+    memcpy(out->msg, s->p_msg, sizeof out->msg);
     s->p_has = s->p_poked = false;
-    s->p_last = now_mono;
+    s->p_last = now;
     s_unlock(&s->pmu);
     return true;
 }
 
-bool worker_slot_collect(worker_slot_t *s, worker_slot_result_t *r) {
-    if (s->held_task == 0)
+static void *s_thread(void *arg) {
+    worker_slot_t *s = arg;
+    worker_pool_t *p = s->pool;
+    s_lock(&p->mu);
+    for (;;) {
+        while (!p->quit && !(p->open && p->qhead))
+            s_check(pthread_cond_wait(&p->cv, &p->mu), "pthread_cond_wait");
+        if (p->quit)
+            break;
+        worker_event_t *start;
+        s_task_t *t = s_take(s, &start);
+        bool wake = start && s_event_put(p, start);
+        s_unlock(&p->mu);
+        if (wake)
+            s_signal_fd(p->wake_fd, "wake");
+
+        bool ok, cancelled;
+        char error[S_ERROR_MAX];
+        s_run(s, t, &ok, &cancelled, error);
+        free(t->raw);
+        free(t);
+
+        worker_event_t *r = calloc(1, sizeof *r);
+        s_lock(&p->mu);
+        if (r) {
+            *r = (worker_event_t){.kind = WORKER_EV_RESULT, .slot = s->index, .task = s->task,
+                                  .attempt = s->attempt, .started_ms = s->started_ms, .ok = ok,
+                                  .cancelled = cancelled, .duration_ms = farm_mono_ms() - s->started_mono};
+            memcpy(r->error, error, sizeof r->error);
+            r->len = s->out.size;
+            r->msg = r->len ? msgpack_sbuffer_release(&s->out) : NULL;
+            int64_t due;
+            r->has_progress = s_progress_take(s, 0, true, &r->progress, &due);
+            wake = s_event_put(p, r);
+        } else {
+            /* Out of memory: the result stays unsent; the ventilator
+             * releases the task when this worker stops reporting it. */
+            farm_log(FARM_LOG_ERROR, "worker", "event=result-lost task=%" PRId64 " err=\"out of memory\"", s->task);
+            msgpack_sbuffer_clear(&s->out);
+            wake = false;
+        }
+        if (atomic_load(&s->ctx.stop) != WORKER_STOP_NONE) {
+            s_reset_fd(s->ctx.stop_fd);
+            atomic_store(&s->ctx.stop, WORKER_STOP_NONE);
+        }
+        s->phase = S_IDLE;
+        s->task = s->attempt = s->deadline = 0;
+        s->stopping = false;
+        if (wake) {
+            s_unlock(&p->mu);
+            s_signal_fd(p->wake_fd, "wake");
+            s_lock(&p->mu);
+        }
+    }
+    s_unlock(&p->mu);
+    return NULL;
+}
+
+/* ---- the main thread's side --------------------------------------------- */
+
+static void s_slot_fini(worker_slot_t *s) {
+    pthread_mutex_destroy(&s->pmu);
+    if (s->ctx.stop_fd >= 0)
+        close(s->ctx.stop_fd);
+    msgpack_sbuffer_destroy(&s->out);
+    msgpack_sbuffer_destroy(&s->ctx.recs);
+}
+
+static int s_slot_init(worker_pool_t *p, worker_slot_t *s, int index, const char *worker) {
+    s->index = index;
+    s->pool = p;
+    s->worker = worker;
+    s->wake_fd = p->wake_fd;
+    farm_limits_t lim;
+    farm_limits_default(&lim);
+    s->max_result = lim.max_frame - 64 * 1024; /* room for the rest of the message */
+    s->ctx.slot = s;
+    msgpack_sbuffer_init(&s->out);
+    msgpack_sbuffer_init(&s->ctx.recs);
+    s->ctx.stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->ctx.stop_fd < 0) {
+        farm_log(FARM_LOG_ERROR, "worker", "event=slot-new slot=%d op=eventfd err=\"%s\"", index, strerror(errno));
+        return -1;
+    }
+    int rc = pthread_mutex_init(&s->pmu, NULL);
+    if (rc != 0) {
+        farm_log(FARM_LOG_ERROR, "worker", "event=slot-new slot=%d op=pthread_init err=\"%s\"", index, strerror(rc));
+        close(s->ctx.stop_fd);
+        s->ctx.stop_fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+worker_pool_t *worker_pool_new(int slots, const char *worker, int wake_fd) {
+    worker_pool_t *p = calloc(1, sizeof *p);
+    worker_slot_t *ss = p && slots > 0 ? calloc((size_t)slots, sizeof *ss) : NULL;
+    if (!ss) {
+        farm_log(FARM_LOG_ERROR, "worker", "event=pool-new err=\"out of memory\"");
+        free(p);
+        return NULL;
+    }
+    p->slots = ss;
+    p->wake_fd = wake_fd;
+    p->open = true;
+    int rc = pthread_mutex_init(&p->mu, NULL);
+    if (rc == 0 && (rc = pthread_cond_init(&p->cv, NULL)) != 0)
+        pthread_mutex_destroy(&p->mu);
+    if (rc != 0) {
+        farm_log(FARM_LOG_ERROR, "worker", "event=pool-new op=pthread_init err=\"%s\"", strerror(rc));
+        free(ss);
+        free(p);
+        return NULL;
+    }
+    for (int i = 0; i < slots; i++) {
+        if (s_slot_init(p, &ss[i], i, worker)) {
+            worker_pool_destroy(&p);
+            return NULL;
+        }
+        p->nslots = i + 1;
+        /* The thread starts with every signal blocked: SIGTERM and SIGINT
+         * are the main thread's business, and handlers must not be
+         * interrupted by them. Children spawned by exec reset their mask. */
+        sigset_t all, old;
+        sigfillset(&all);
+        rc = pthread_sigmask(SIG_SETMASK, &all, &old);
+        if (rc == 0) {
+            rc = pthread_create(&ss[i].thread, NULL, s_thread, &ss[i]);
+            s_check(pthread_sigmask(SIG_SETMASK, &old, NULL), "pthread_sigmask");
+        }
+        if (rc != 0) {
+            farm_log(FARM_LOG_ERROR, "worker", "event=slot-new slot=%d op=pthread_create err=\"%s\"", i, strerror(rc));
+            worker_pool_destroy(&p);
+            return NULL;
+        }
+        ss[i].started = true;
+    }
+    return p;
+}
+
+/* Deliver a stop to slot s if it runs `task` (0: whatever it runs) and
+ * was not stopped yet. Under mu. */
+static bool s_stop(worker_slot_t *s, int64_t task, worker_stop_t why) {
+    if (s->phase != S_RUNNING || s->stopping || (task && s->task != task))
         return false;
-    s_lock(&s->mu);
-    bool done = s->phase == S_DONE;
-    s_unlock(&s->mu);
-    if (!done)
+    s->stopping = true;
+    if (atomic_load(&s->ctx.stop) != WORKER_STOP_NONE)
         return false;
-    /* Done: the thread waits for the next assignment and touches nothing. */
-    int64_t due;
-    r->has_progress = worker_slot_progress_take(s, 0, true, &r->progress, &due);
-    r->task = s->held_task;
-    r->attempt = s->held_attempt;
-    r->ok = s->out_ok;
-    r->cancelled = s->out_cancelled;
-    memcpy(r->error, s->out_error, sizeof r->error);
-    r->duration_ms = s->out_mono - s->assigned_mono;
-    r->len = s->out.size;
-    r->msg = r->len ? msgpack_sbuffer_release(&s->out) : NULL;
-    s_reset_fd(s->ctx.stop_fd);
-    atomic_store(&s->ctx.stop, WORKER_STOP_NONE);
-    s->held_task = s->held_attempt = s->held_deadline = 0;
-    s->stopping = false;
-    s_lock(&s->mu);
-    s->phase = S_IDLE;
-    s_unlock(&s->mu);
+    atomic_store(&s->ctx.stop, why);
+    s_signal_fd(s->ctx.stop_fd, "stop");
     return true;
+}
+
+void worker_pool_destroy(worker_pool_t **pp) {
+    if (!pp || !*pp)
+        return;
+    worker_pool_t *p = *pp;
+    s_lock(&p->mu);
+    for (int i = 0; i < p->nslots; i++)
+        (void)s_stop(&p->slots[i], 0, WORKER_STOP_DRAIN);
+    p->quit = true;
+    s_check(pthread_cond_broadcast(&p->cv), "pthread_cond_broadcast");
+    s_unlock(&p->mu);
+    for (int i = 0; i < p->nslots; i++) {
+        if (p->slots[i].started)
+            s_check(pthread_join(p->slots[i].thread, NULL), "pthread_join");
+        s_slot_fini(&p->slots[i]);
+    }
+    while (p->qhead) {
+        s_task_t *t = p->qhead;
+        p->qhead = t->next;
+        free(t->raw);
+        free(t);
+    }
+    worker_events_free(p->ehead);
+    pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p->slots);
+    free(p);
+    *pp = NULL;
+}
+
+int worker_pool_push(worker_pool_t *p, const farm_msg_task_t *t, const farm_handler_t *h, const void *raw,
+                     size_t len) {
+    s_task_t *q = calloc(1, sizeof *q);
+    char *copy = q ? malloc(len ? len : 1) : NULL;
+    if (!copy) {
+        free(q);
+        return -ENOMEM;
+    }
+    memcpy(copy, raw, len);
+    *q = (s_task_t){.raw = copy, .len = len, .id = t->id, .job = t->job, .attempt = t->attempt,
+                    .priority = t->priority, .timeout_ms = t->timeout_ms, .h = h};
+    s_lock(&p->mu);
+    /* In dispatch order: higher priority first, then submission order. The
+     * ventilator sends in that order, so the place is nearly always the tail. */
+    s_task_t *after = p->qtail;
+    while (after && (after->priority < q->priority || (after->priority == q->priority && after->id > q->id)))
+        after = after->prev;
+    q->prev = after;
+    q->next = after ? after->next : p->qhead;
+    if (q->next)
+        q->next->prev = q;
+    else
+        p->qtail = q;
+    if (after)
+        after->next = q;
+    else
+        p->qhead = q;
+    p->nqueued++;
+    s_check(pthread_cond_signal(&p->cv), "pthread_cond_signal");
+    s_unlock(&p->mu);
+    return 0;
+}
+
+void worker_pool_counts(worker_pool_t *p, int64_t *busy, int64_t *queued) {
+    s_lock(&p->mu);
+    int64_t n = 0;
+    for (int i = 0; i < p->nslots; i++)
+        n += p->slots[i].phase != S_IDLE;
+    *busy = n;
+    *queued = p->nqueued;
+    s_unlock(&p->mu);
+}
+
+bool worker_pool_has(worker_pool_t *p, int64_t task) {
+    bool has = false;
+    s_lock(&p->mu);
+    for (int i = 0; i < p->nslots && !has; i++)
+        has = p->slots[i].phase != S_IDLE && p->slots[i].task == task;
+    for (const s_task_t *t = p->qhead; t && !has; t = t->next)
+        has = t->id == task;
+    s_unlock(&p->mu);
+    return has;
+}
+
+size_t worker_pool_held(worker_pool_t *p, int64_t *ids, size_t max) {
+    size_t n = 0;
+    s_lock(&p->mu);
+    for (int i = 0; i < p->nslots && n < max; i++)
+        if (p->slots[i].phase != S_IDLE)
+            ids[n++] = p->slots[i].task;
+    for (const s_task_t *t = p->qhead; t && n < max; t = t->next)
+        ids[n++] = t->id;
+    s_unlock(&p->mu);
+    return n;
+}
+
+void worker_pool_set_open(worker_pool_t *p, bool open) {
+    s_lock(&p->mu);
+    p->open = open;
+    if (open)
+        s_check(pthread_cond_broadcast(&p->cv), "pthread_cond_broadcast");
+    s_unlock(&p->mu);
+}
+
+/* Unlink t from the queue. Under mu. */
+static void s_unlink(worker_pool_t *p, s_task_t *t) {
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        p->qhead = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        p->qtail = t->prev;
+    p->nqueued--;
+}
+
+size_t worker_pool_take_back(worker_pool_t *p, size_t n, int64_t *ids, int64_t *attempts) {
+    size_t k = 0;
+    s_lock(&p->mu);
+    while (k < n && p->qtail) {
+        s_task_t *t = p->qtail;
+        s_unlink(p, t);
+        ids[k] = t->id;
+        attempts[k++] = t->attempt;
+        free(t->raw);
+        free(t);
+    }
+    s_unlock(&p->mu);
+    return k;
+}
+
+int worker_pool_cancel(worker_pool_t *p, int64_t task, int64_t *attempt) {
+    int rc = 0;
+    s_lock(&p->mu);
+    for (s_task_t *t = p->qhead; t; t = t->next)
+        if (t->id == task) {
+            s_unlink(p, t);
+            *attempt = t->attempt;
+            free(t->raw);
+            free(t);
+            rc = 1;
+            break;
+        }
+    for (int i = 0; !rc && i < p->nslots; i++) {
+        worker_slot_t *s = &p->slots[i];
+        if (s->phase != S_IDLE && s->task == task)
+            rc = s_stop(s, task, WORKER_STOP_CANCEL) ? 2 : 3;
+    }
+    s_unlock(&p->mu);
+    return rc;
+}
+
+int worker_pool_timeouts(worker_pool_t *p, int64_t now) {
+    int n = 0;
+    s_lock(&p->mu);
+    for (int i = 0; i < p->nslots; i++) {
+        worker_slot_t *s = &p->slots[i];
+        if (s->phase == S_RUNNING && !s->stopping && s->deadline > 0 && now >= s->deadline) {
+            int64_t task = s->task;
+            if (s_stop(s, task, WORKER_STOP_TIMEOUT)) {
+                n++;
+                farm_log(FARM_LOG_INFO, "worker", "event=timeout task=%" PRId64 " slot=%d", task, i);
+            }
+        }
+    }
+    s_unlock(&p->mu);
+    return n;
+}
+
+int64_t worker_pool_next_deadline(worker_pool_t *p) {
+    int64_t next = 0;
+    s_lock(&p->mu);
+    for (int i = 0; i < p->nslots; i++) {
+        const worker_slot_t *s = &p->slots[i];
+        if (s->phase == S_RUNNING && !s->stopping && s->deadline > 0 && (next == 0 || s->deadline < next))
+            next = s->deadline;
+    }
+    s_unlock(&p->mu);
+    return next;
+}
+
+int worker_pool_stop_all(worker_pool_t *p, worker_stop_t why) {
+    int n = 0;
+    s_lock(&p->mu);
+    for (int i = 0; i < p->nslots; i++)
+        n += s_stop(&p->slots[i], 0, why);
+    s_unlock(&p->mu);
+    return n;
+}
+
+size_t worker_pool_progress(worker_pool_t *p, int64_t now, bool force, worker_progress_t *out, size_t max,
+                            int64_t *due) {
+    size_t n = 0;
+    *due = 0;
+    s_lock(&p->mu);
+    for (int i = 0; i < p->nslots && n < max; i++) {
+        worker_slot_t *s = &p->slots[i];
+        if (s->phase != S_RUNNING)
+            continue;
+        int64_t d;
+        if (s_progress_take(s, now, force, &out[n], &d))
+            n++;
+        else if (d > 0 && (*due == 0 || d < *due))
+            *due = d;
+    }
+    s_unlock(&p->mu);
+    return n;
+}
+
+worker_event_t *worker_pool_events(worker_pool_t *p) {
+    s_lock(&p->mu);
+    worker_event_t *e = p->ehead;
+    p->ehead = p->etail = NULL;
+    s_unlock(&p->mu);
+    return e;
+}
+
+void worker_events_free(worker_event_t *e) {
+    while (e) {
+        worker_event_t *next = e->next;
+        free(e->msg);
+        free(e);
+        e = next;
+    }
 }

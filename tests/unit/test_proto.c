@@ -1895,6 +1895,50 @@ static void test_limits_default(void **state) {
     assert_int_equal(l.max_pending, 5000000);
 }
 
+/* Several messages in one frame: farm_msg_unpack_next walks them in order,
+ * and bytes that are not MessagePack stop it without moving past them. */
+static void test_unpack_next(void **state) {
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    farm_pack_start(&pk, 7, 1, "w1", 1000);
+    size_t first = sb.size;
+    farm_pack_result(&pk, 7, 1, "w1", true, false, NULL, 0, NULL, 1000, 1001);
+    size_t second = sb.size;
+    msgpack_sbuffer_write(&sb, "\xc1\x80", 2); /* 0xc1 is never MessagePack */
+    msgpack_zone z;
+    assert_true(msgpack_zone_init(&z, 2048));
+    msgpack_object o;
+    farm_error_t e;
+    farm_msg_report_t m;
+    size_t off = 0;
+    assert_int_equal(farm_msg_unpack_next(sb.data, sb.size, &off, &z, &o, &e), 0);
+    assert_int_equal(off, first);
+    assert_int_equal(farm_msg_report_decode(&o, &m, &e), 0);
+    assert_true(farm_str_eq(m.m, "start"));
+    assert_int_equal(farm_msg_unpack_next(sb.data, sb.size, &off, &z, &o, &e), 0);
+    assert_int_equal(off, second);
+    assert_int_equal(farm_msg_report_decode(&o, &m, &e), 0);
+    assert_true(farm_str_eq(m.m, "result"));
+    assert_int_equal(m.task, 7);
+    assert_int_equal(farm_msg_unpack_next(sb.data, sb.size, &off, &z, &o, &e), FARM_EBADREQ);
+    assert_int_equal(off, second); /* not moved past what it could not read */
+    off = sb.size;
+    assert_int_equal(farm_msg_unpack_next(sb.data, sb.size, &off, &z, &o, &e), FARM_EBADREQ); /* at the end */
+    /* A truncated second message: the first still reads, the second fails. */
+    off = 0;
+    assert_int_equal(farm_msg_unpack_next(sb.data, second - 1, &off, &z, &o, &e), 0);
+    assert_int_equal(farm_msg_unpack_next(sb.data, second - 1, &off, &z, &o, &e), FARM_EBADREQ);
+    assert_int_equal(off, first);
+    /* farm_msg_unpack still wants exactly one value. */
+    assert_int_equal(farm_msg_unpack(sb.data, second, &z, &o, &e), FARM_EBADREQ);
+    assert_non_null(strstr(e.message, "trailing bytes"));
+    msgpack_zone_destroy(&z);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rt_hb),
@@ -1945,6 +1989,7 @@ int main(void) {
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_endpoint_is_local),
         cmocka_unit_test(test_limits_default),
+        cmocka_unit_test(test_unpack_next),
     };
     return cmocka_run_group_tests(tests, setup_limits, NULL);
 }

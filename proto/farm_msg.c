@@ -169,11 +169,13 @@ const msgpack_object *farm_msg_get(const msgpack_object *o, const char *key) {
     return NULL;
 }
 
-static void s_path(char *dst, size_t n, const char *prefix, const char *name) {
-    if (prefix && *prefix)
-        snprintf(dst, n, "%s.%s", prefix, name);
-    else
-        snprintf(dst, n, "%s", name);
+/* The name of a field for errors: "prefix.name", or name alone (no copy:
+ * this runs for every field of every message). */
+static const char *s_path(char *dst, size_t n, const char *prefix, const char *name) {
+    if (!prefix || !*prefix)
+        return name;
+    snprintf(dst, n, "%s.%s", prefix, name);
+    return dst;
 }
 
 /* Length of a sized value, or -1 when o is not of the expected kind. */
@@ -256,7 +258,8 @@ static int s_field(const farm_field_t *f, const msgpack_object *v, void *out, co
 
 int farm_msg_decode(const farm_field_t *fields, size_t n, const msgpack_object *o, void *out,
                     uint64_t *present, const char *prefix, farm_error_t *e) {
-    char path[128];
+    char buf[128];
+    const char *path;
     uint64_t seen = 0, met = 0; /* met: keys found, nil or not; seen: non-nil */
     if (o->type != MSGPACK_OBJECT_MAP)
         return farm_error_set(e, FARM_EBADREQ, prefix && *prefix ? prefix : NULL, "%s must be a map",
@@ -282,7 +285,7 @@ int farm_msg_decode(const farm_field_t *fields, size_t n, const msgpack_object *
             size_t nl = strlen(fields[i].name);
             if (key->via.str.size != nl || memcmp(key->via.str.ptr, fields[i].name, nl) != 0)
                 continue;
-            s_path(path, sizeof path, prefix, fields[i].name);
+            path = s_path(buf, sizeof buf, prefix, fields[i].name);
             if (met & (1ull << i))
                 return farm_error_set(e, FARM_EBADREQ, path, "%s appears twice", path);
             met |= 1ull << i;
@@ -297,7 +300,7 @@ int farm_msg_decode(const farm_field_t *fields, size_t n, const msgpack_object *
     }
     for (size_t i = 0; i < n; i++)
         if (fields[i].required && !(seen & (1ull << i))) {
-            s_path(path, sizeof path, prefix, fields[i].name);
+            path = s_path(buf, sizeof buf, prefix, fields[i].name);
             return farm_error_set(e, FARM_EBADREQ, path, "%s is missing", path);
         }
     if (present)

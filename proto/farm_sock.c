@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -61,6 +62,12 @@ static void s_on_signal(int sig) {
     (void)sig;
     if (++s_stops >= 2)
         _exit(1);
+}
+
+void farm_heap_tune(void) {
+    /* mallopt returns 0 on failure; the defaults then stay, which is only slower. */
+    if (!mallopt(M_TRIM_THRESHOLD, FARM_HEAP_KEEP) || !mallopt(M_MMAP_THRESHOLD, FARM_HEAP_MMAP))
+        farm_log(FARM_LOG_WARN, "sock", "event=mallopt-failed");
 }
 
 int farm_signals_install(void) {

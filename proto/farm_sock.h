@@ -26,4 +26,12 @@ int farm_sock_drain(void *s);
 int farm_signals_install(void);
 bool farm_sock_stopping(void);
 
+/* Keep freed heap for reuse instead of giving it back to the kernel after
+ * every large message (glibc trims the heap top past 128 KiB by default:
+ * each 1000-task submit then cost a brk and a TLB shootdown). At most
+ * FARM_HEAP_KEEP bytes stay; blocks over FARM_HEAP_MMAP are mapped apart. */
+#define FARM_HEAP_KEEP (16 << 20)
+#define FARM_HEAP_MMAP (4 << 20)
+void farm_heap_tune(void);
+
 #endif

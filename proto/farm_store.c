@@ -53,9 +53,12 @@ static const char *s_schema =
     "CREATE INDEX IF NOT EXISTS tasks_job ON tasks(job, id);"
     /* What each worker holds (dispatched or running) — only live tasks: a
      * completed task keeps its worker for the view, and an index over those
-     * made every heartbeat's reconciliation walk a worker's whole past. */
+     * made every heartbeat's reconciliation walk a worker's whole past; and
+     * only leased ones: a pending task not yet dispatched has no worker, and
+     * keeping it out spares every submitted task an index entry. */
     "DROP INDEX IF EXISTS tasks_worker;"
-    "CREATE INDEX IF NOT EXISTS tasks_held ON tasks(worker) WHERE state IN (0, 1);"
+    "DROP INDEX IF EXISTS tasks_held;"
+    "CREATE INDEX IF NOT EXISTS tasks_leased ON tasks(worker) WHERE worker IS NOT NULL AND state IN (0, 1);"
     "CREATE INDEX IF NOT EXISTS tasks_retry ON tasks(due_ms) WHERE state = 2;"
     /* Failed and cancelled tasks, few among many: their own small table, kept
      * by the trigger, so the latest failures never scan the whole farm. */
@@ -276,7 +279,22 @@ static int s_busy(void *ud, int count) {
     return 1;
 }
 
+/* SQLite's memory statistics take a global mutex on every allocation; the
+ * farm never reads them. Only possible before SQLite is initialised: the
+ * first open of the process does it (later calls get SQLITE_MISUSE, which
+ * changes nothing). */
+static void s_config_once(void) {
+    static bool done;
+    if (done)
+        return;
+    done = true;
+    int rc = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    if (rc != SQLITE_OK && rc != SQLITE_MISUSE)
+        farm_log(FARM_LOG_WARN, "store", "op=config err=\"%s\"", sqlite3_errstr(rc));
+}
+
 farm_store_t *farm_store_open(const char *path, bool sync_full, int *err) {
+    s_config_once();
     farm_store_t *s = calloc(1, sizeof *s);
     if (!s) {
         *err = -ENOMEM;

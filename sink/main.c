@@ -101,6 +101,7 @@ int main(int argc, char **argv) {
                     binds[i]);
             return 2;
         }
+    farm_heap_tune();
     if (farm_signals_install())
         return 1;
 

@@ -220,6 +220,7 @@ int main(int argc, char **argv) {
     if (s_parse(argc, argv, &o))
         return 2;
     farm_proto_set_limits(&o.limits);
+    farm_heap_tune();
     if (farm_signals_install()) {
         farm_log(FARM_LOG_ERROR, "vent", "op=signals err=\"%s\"", strerror(errno));
         return 1;

@@ -12,6 +12,7 @@
 #include "farm_curve.h"
 #include "farm_err.h"
 #include "farm_log.h"
+#include "farm_sock.h"
 #include "farm_proto.h"
 #include "worker_handlers.h"
 #include "worker_loop.h"
@@ -57,7 +58,7 @@ static const char s_usage[] =
     "  --grace-ms N          on SIGTERM, time running tasks get to finish (default 30000)\n"
     "  --kill-grace-ms N     SIGTERM to SIGKILL for a stopped exec task (default 2000)\n"
     "  --max-output BYTES    stdout and stderr kept per exec task, k/M suffixes (default 1M)\n"
-    "  --prefetch N          tasks taken beyond the slots, to start the moment one frees (16);\n"
+    "  --prefetch N          tasks taken beyond the slots, to start the moment one frees (1000);\n"
     "                        the ventilator takes them back when another worker sits idle\n"
     "  --max-unacked N       results held until the sink stores them before taking no more\n"
     "                        work, 1..900000 (default 10000)\n"
@@ -204,7 +205,7 @@ static int s_parse(int argc, char **argv, worker_config_t *cfg, worker_handlers_
     cfg->grace_ms = 30000;
     cfg->kill_grace_ms = 2000;
     cfg->max_unacked = 10000;
-    cfg->prefetch = 16;
+    cfg->prefetch = 1000;
     cfg->max_frame = lim.max_frame;
     *hcfg = (worker_handlers_cfg_t){
         .allow_exec = false, .max_output = lim.max_output, .kill_grace_ms = 2000, .ingest = {.pause_ms = 500}};
@@ -387,6 +388,7 @@ int main(int argc, char **argv) {
         farm_log(FARM_LOG_INFO, "worker", "event=exec-enabled max_output=%" PRId64 " kill_grace_ms=%" PRId64
                  " allow=\"%s\"", hcfg.max_output, hcfg.kill_grace_ms, allowed);
     }
+    farm_heap_tune();
     rc = worker_loop_run(&cfg, reg, s_sig_pipe[0]);
     if (rc != 0)
         return rc; /* slot threads may still use reg: leave it to the exit */

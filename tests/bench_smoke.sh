@@ -20,7 +20,8 @@ for row in '^machine: [0-9]* cores' '^figure .*| result$' \
   '^4 no-op submit->completed p50' '^4 no-op submit->completed p99' \
   '^5 status p99, ' '^5 list page of 100 p99, ' '^5 throughput, 100k-task run / 10k-task run' \
   '^5 throughput, 10k on 100k stored' '^5 ventilator RSS peak' '^5 ventilator RSS growth' \
-  '^5 sink RSS peak' '^5 sink RSS growth' '^6 makespan, 40 skewed sleeps' '^6 makespan / zero-overhead FIFO'; do
+  '^5 sink RSS peak' '^5 sink RSS growth' '^6 makespan, 40 skewed sleeps' '^6 makespan / zero-overhead FIFO' \
+  '^TUI CPU, farm-tui watching' '^TUI final totals on screen'; do
   if ! grep -q -- "$row" "$out"; then echo "bench_smoke: no row matching: $row"; missing=1; fi
 done
 if grep -q 'failed or timed out:' "$out"; then echo "bench_smoke: a step failed"; missing=1; fi

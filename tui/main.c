@@ -22,6 +22,7 @@
 #include "farm_curve.h"
 #include "farm_err.h"
 #include "farm_log.h"
+#include "farm_sock.h"
 #include "farm_time.h"
 
 #include <errno.h>
@@ -346,7 +347,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "farm-tui: needs a terminal on stdin and stdout\n");
         return 2;
     }
-    if (!msgpack_zone_init(&t.zone, 64 * 1024)) {
+    /* One chunk large enough for a busy sink's batch of task events: the
+     * zone is cleared for every feed message and keeps its first chunk, so
+     * decoding allocates nothing in the steady state. */
+    farm_heap_tune();
+    if (!msgpack_zone_init(&t.zone, 2 * 1024 * 1024)) {
         fprintf(stderr, "farm-tui: out of memory\n");
         return 1;
     }

@@ -440,7 +440,8 @@ static int s_latency(const s_opts_t *o) {
         if (i % 256 == 0)
             s_feed_drain(&f);
     }
-    s_wait_idle(&k, 30000);
+    if (o->m > 0) /* --m 0: submits only (a farm without workers never goes idle) */
+        s_wait_idle(&k, 30000);
     s_feed_drain(&f);
     int64_t fallbacks = 0;
     for (int64_t i = 0; i < o->m; i++) {

@@ -312,14 +312,15 @@ farm_store_t *farm_store_open(const char *path, bool sync_full, int *err) {
      * dispatch for milliseconds. Ours retries every 50 us up to 10 s. */
     sqlite3_busy_handler(s->db, s_busy, s);
     char *msg = NULL;
-    /* mmap: page reads become memory reads instead of a pread each (the
-     * ventilator and the sink read the same hot pages all the time) — a
-     * 64 MiB window, so resident memory stays bounded as the file grows;
-     * a 16 MiB page cache per connection. */
+    /* No mmap of the database: in WAL mode the ventilator and the sink
+     * each remapped the file whenever the other made it grow, and every
+     * munmap is a TLB shootdown across CPUs (measured: one-task submit p50
+     * 630 -> 505 us, p99 5.4 -> 3.0 ms without it; throughput unchanged).
+     * Pages come from a 16 MiB page cache per connection instead. */
     const char *pragmas = sync_full ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
-                                      " PRAGMA mmap_size=67108864; PRAGMA cache_size=-16384;"
+                                      " PRAGMA mmap_size=0; PRAGMA cache_size=-16384;"
                                     : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;"
-                                      " PRAGMA mmap_size=67108864; PRAGMA cache_size=-16384;";
+                                      " PRAGMA mmap_size=0; PRAGMA cache_size=-16384;";
     /* Switching a new database to WAL answers SQLITE_BUSY at once, without
      * the busy handler, while another process (the ventilator and the sink
      * start together) opens it too: retry for as long as the busy timeout. */

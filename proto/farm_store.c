@@ -1239,14 +1239,21 @@ int farm_store_result(farm_store_t *s, const farm_result_in_t *r, int64_t now, f
         return 0; /* deleted meanwhile */
     if (rc)
         return rc;
-    /* First result wins: a task that completed keeps its result. */
-    sqlite3_stmt *st = s_st(s, ST_RESULT_GET);
-    sqlite3_bind_int64(st, 1, r->task);
-    int step = sqlite3_step(st);
-    bool have_ok = step == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
-    sqlite3_reset(st);
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
-        return s_fail(s, "result_get");
+    /* First result wins: a task that completed keeps its result, and so
+     * does a cancelled one that got a successful result after the cancel
+     * (only a cancelled task can hold one without being completed: after a
+     * retry, the new attempt's result is the one that counts). */
+    sqlite3_stmt *st;
+    bool have_ok = false;
+    if (t.state == FARM_TASK_CANCELLED) {
+        st = s_st(s, ST_RESULT_GET);
+        sqlite3_bind_int64(st, 1, r->task);
+        int step = sqlite3_step(st);
+        have_ok = step == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+        sqlite3_reset(st);
+        if (step != SQLITE_ROW && step != SQLITE_DONE)
+            return s_fail(s, "result_get");
+    }
     if (have_ok || t.state == FARM_TASK_COMPLETED) {
         st = s_st(s, ST_RESULT_DUP);
         sqlite3_bind_int64(st, 1, r->task);

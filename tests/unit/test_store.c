@@ -339,6 +339,33 @@ static void test_cancel(void **state) {
     counts(f, (int64_t[]){3, 0, 0, 0, 0, 0});
 }
 
+/* A cancelled task whose worker still finishes it successfully (the
+ * cancel released it before the result came) stays cancelled, output
+ * kept, and a resend of that result is a duplicate. Retried, the new
+ * attempt's result completes it: the old output does not pass for a first
+ * result that already won. */
+static void test_cancel_late_ok_then_retry(void **state) {
+    fx_t *f = *state;
+    int64_t ids[1], n;
+    int64_t job = submit(f, "noop", 1, NULL, 0, 3, NULL, ids);
+    claim(f, ids[0], "w1");
+    assert_int_equal(farm_store_cancel(f->s, 0, job, 3000, NULL, NULL, &n), 0);
+    assert_int_equal(farm_store_begin(f->s), 0);
+    assert_int_equal(farm_store_release(f->s, ids[0], "w1", "gone", true, 3500), 0);
+    assert_int_equal(farm_store_commit(f->s), 0);
+    assert_state(f, ids[0], "cancelled");
+    assert_int_equal(report(f, ids[0], 1, "w1", true, NULL, false), FARM_RESULT_STALE);
+    assert_state(f, ids[0], "cancelled");
+    assert_int_equal(report(f, ids[0], 1, "w1", true, NULL, false), FARM_RESULT_DUPLICATE);
+    assert_int_equal(farm_store_retry(f->s, ids[0], 0, 5000, &n), 0);
+    assert_state(f, ids[0], "pending");
+    assert_int_equal(claim(f, ids[0], "w2"), 2);
+    start(f, ids[0], 2, "w2");
+    assert_int_equal(report(f, ids[0], 2, "w2", true, NULL, false), FARM_RESULT_STORED);
+    assert_state(f, ids[0], "completed");
+    assert_int_equal(report(f, ids[0], 2, "w2", true, NULL, false), FARM_RESULT_DUPLICATE);
+}
+
 static void test_release_lost_worker(void **state) {
     fx_t *f = *state;
     int64_t ids[3], n;
@@ -539,6 +566,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_happy_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_result_wins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_then_dead_letter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_late_ok_then_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_lost_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete, setup, teardown),

@@ -196,30 +196,45 @@ static int64_t s_len(const msgpack_object *o, farm_type_t t) {
     }
 }
 
-static int s_field(const farm_field_t *f, const msgpack_object *v, void *out, const char *path, farm_error_t *e) {
+/* Fail field f of a message: the error names it "prefix.name" (made only
+ * now: a field that decodes costs no formatting) and says what is wrong
+ * (fmt, printf style, after the name). Returns code. */
+static int s_ferr(farm_error_t *e, int code, const char *prefix, const farm_field_t *f, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int s_ferr(farm_error_t *e, int code, const char *prefix, const farm_field_t *f, const char *fmt, ...) {
+    char buf[128], what[256];
+    const char *name = s_path(buf, sizeof buf, prefix, f->name);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return farm_error_set(e, code, name, "%s %s", name, what);
+}
+
+/* Decode field f from v into out. */
+static int s_field(const farm_field_t *f, const msgpack_object *v, void *out, const char *prefix, farm_error_t *e) {
     char *dst = (char *)out + f->off;
     switch (f->type) {
     case FARM_T_INT: {
         int64_t x;
         if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
             if (v->via.u64 > (uint64_t)INT64_MAX)
-                return farm_error_set(e, FARM_EBADREQ, path, "%s is out of range (%" PRId64 "..%" PRId64 ")", path,
-                                      f->min, f->max);
+                return s_ferr(e, FARM_EBADREQ, prefix, f, "is out of range (%" PRId64 "..%" PRId64 ")", f->min,
+                              f->max);
             x = (int64_t)v->via.u64;
         } else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
             x = v->via.i64;
         } else {
-            return farm_error_set(e, FARM_EBADREQ, path, "%s must be an integer", path);
+            return s_ferr(e, FARM_EBADREQ, prefix, f, "must be an integer");
         }
         if (x < f->min || x > f->max)
-            return farm_error_set(e, FARM_EBADREQ, path, "%s is out of range (%" PRId64 "..%" PRId64 ")", path,
-                                  f->min, f->max);
+            return s_ferr(e, FARM_EBADREQ, prefix, f, "is out of range (%" PRId64 "..%" PRId64 ")", f->min, f->max);
         memcpy(dst, &x, sizeof x);
         return 0;
     }
     case FARM_T_BOOL: {
         if (v->type != MSGPACK_OBJECT_BOOLEAN)
-            return farm_error_set(e, FARM_EBADREQ, path, "%s must be a boolean", path);
+            return s_ferr(e, FARM_EBADREQ, prefix, f, "must be a boolean");
         bool b = v->via.boolean;
         memcpy(dst, &b, sizeof b);
         return 0;
@@ -234,16 +249,15 @@ static int s_field(const farm_field_t *f, const msgpack_object *v, void *out, co
     }
     int64_t len = s_len(v, f->type);
     if (len < 0)
-        return farm_error_set(e, FARM_EBADREQ, path, "%s must be %s", path, s_type_name(f->type));
+        return s_ferr(e, FARM_EBADREQ, prefix, f, "must be %s", s_type_name(f->type));
     if (f->max > 0 && len > f->max) {
         if (f->limit)
-            return farm_error_set(e, FARM_ETOOLARGE, path, "%s has %" PRId64 " %s, over the limit %s=%" PRId64, path, len,
-                                  f->type == FARM_T_STR || f->type == FARM_T_BIN ? "bytes" : "entries", f->limit,
-                                  f->max);
-        return farm_error_set(e, FARM_EBADREQ, path, "%s is too long (at most %" PRId64 ")", path, f->max);
+            return s_ferr(e, FARM_ETOOLARGE, prefix, f, "has %" PRId64 " %s, over the limit %s=%" PRId64, len,
+                          f->type == FARM_T_STR || f->type == FARM_T_BIN ? "bytes" : "entries", f->limit, f->max);
+        return s_ferr(e, FARM_EBADREQ, prefix, f, "is too long (at most %" PRId64 ")", f->max);
     }
     if (len < f->min)
-        return farm_error_set(e, FARM_EBADREQ, path, "%s is too short (at least %" PRId64 ")", path, f->min);
+        return s_ferr(e, FARM_EBADREQ, prefix, f, "is too short (at least %" PRId64 ")", f->min);
     if (f->type == FARM_T_STR || f->type == FARM_T_BIN) {
         farm_str_t s = {v->type == MSGPACK_OBJECT_BIN ? v->via.bin.ptr : v->via.str.ptr, (uint32_t)len};
         if (!s.ptr)
@@ -285,13 +299,14 @@ int farm_msg_decode(const farm_field_t *fields, size_t n, const msgpack_object *
             size_t nl = strlen(fields[i].name);
             if (key->via.str.size != nl || memcmp(key->via.str.ptr, fields[i].name, nl) != 0)
                 continue;
-            path = s_path(buf, sizeof buf, prefix, fields[i].name);
-            if (met & (1ull << i))
+            if (met & (1ull << i)) {
+                path = s_path(buf, sizeof buf, prefix, fields[i].name);
                 return farm_error_set(e, FARM_EBADREQ, path, "%s appears twice", path);
+            }
             met |= 1ull << i;
             if (val->type == MSGPACK_OBJECT_NIL)
                 break; /* nil is absent */
-            int rc = s_field(&fields[i], val, out, path, e);
+            int rc = s_field(&fields[i], val, out, prefix, e);
             if (rc)
                 return rc;
             seen |= 1ull << i;

@@ -8,6 +8,7 @@
 #include "farm_time.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -142,6 +143,9 @@ static const char *s_schema =
               " AND type = ?1 AND due_ms <= ?2 ORDER BY priority DESC, id LIMIT ?3")                             \
     XX(CLAIM, "UPDATE tasks SET worker = ?2, attempts = attempts + 1, message = NULL"                          \
               " WHERE id = ?1 AND state = 0 AND worker IS NULL RETURNING attempts")                             \
+    XX(CLAIM_MANY, "UPDATE tasks SET worker = ?2, attempts = attempts + 1, message = NULL"                     \
+                   " WHERE id IN (SELECT value FROM json_each(?1)) AND state = 0 AND worker IS NULL"          \
+                   " RETURNING id, attempts")                                                                  \
     XX(DUE, "SELECT id FROM tasks WHERE state = 2 AND due_ms <= ?1 ORDER BY due_ms LIMIT 1000")                \
     XX(SET_PENDING, "UPDATE tasks SET state = 0, worker = NULL WHERE id = ?1")                                 \
     XX(NEXT_RETRY, "SELECT min(due_ms) FROM tasks WHERE state = 2")                                            \
@@ -968,6 +972,30 @@ int farm_store_ready(farm_store_t *s, const char *type, int64_t now, int64_t lim
     }
     sqlite3_reset(st);
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : s_fail(s, "ready");
+}
+
+int farm_store_claim_many(farm_store_t *s, const int64_t *tasks, size_t n, const char *worker,
+                          farm_claimed_fn *fn, void *ud) {
+    if (n == 0)
+        return 0;
+    /* The ids as a JSON array, the one list SQLite takes as a parameter. */
+    size_t cap = n * 21 + 3, len = 0;
+    char *json = malloc(cap);
+    if (!json)
+        return FARM_EINTERNAL;
+    json[len++] = '[';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(json + len, cap - len, "%s%" PRId64, i ? "," : "", tasks[i]);
+    json[len++] = ']';
+    sqlite3_stmt *st = s_st(s, ST_CLAIM_MANY);
+    sqlite3_bind_text(st, 1, json, (int)len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, worker, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ud, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1));
+    sqlite3_reset(st);
+    free(json);
+    return rc == SQLITE_DONE ? 0 : s_fail(s, "claim_many");
 }
 
 int farm_store_claim(farm_store_t *s, int64_t task, const char *worker, int64_t *attempt) {

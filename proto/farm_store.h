@@ -166,6 +166,12 @@ int farm_store_ready(farm_store_t *s, const char *type, int64_t now, int64_t lim
 /* Lease task to worker (inside a transaction). *attempt gets the attempt
  * number. FARM_ECONFLICT when it is no longer dispatchable. */
 int farm_store_claim(farm_store_t *s, int64_t task, const char *worker, int64_t *attempt);
+/* Lease the tasks[0..n) to worker in one statement (inside a transaction):
+ * fn(ud, task, attempt) for each one leased, in no particular order; a
+ * task not named back is no longer dispatchable. Returns 0 or an error. */
+typedef void farm_claimed_fn(void *ud, int64_t task, int64_t attempt);
+int farm_store_claim_many(farm_store_t *s, const int64_t *tasks, size_t n, const char *worker,
+                          farm_claimed_fn *fn, void *ud);
 /* Retrying tasks whose back-off is over become pending. *n changed. */
 int farm_store_promote_due(farm_store_t *s, int64_t now, int64_t *n);
 /* Earliest due time among retrying or delayed pending tasks, or INT64_MAX. */

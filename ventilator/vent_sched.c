@@ -420,6 +420,7 @@ typedef struct {
     char type[FARM_TYPE_MAX + 1];
     void *args;
     size_t args_len;
+    bool idle;        /* planned for an idle slot (else it waits in a queue) */
 } s_cand_t;
 
 typedef struct {
@@ -563,6 +564,25 @@ static void s_out_send_all(vent_t *v, s_out_t *o) {
     free(o->cuts);
 }
 
+/* Leases a round got back from the store, looked up by task id. */
+typedef struct {
+    int64_t id, attempt;
+} s_claim_t;
+typedef struct {
+    s_claim_t *got;
+    size_t n;
+} s_claims_t;
+
+static void s_on_claimed(void *ud, int64_t task, int64_t attempt) {
+    s_claims_t *cl = ud;
+    cl->got[cl->n++] = (s_claim_t){task, attempt};
+}
+
+static int s_claim_cmp(const void *a, const void *b) {
+    int64_t x = ((const s_claim_t *)a)->id, y = ((const s_claim_t *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
 void vent_sched_dispatch(vent_t *v) {
     if (!v->work_maybe)
         return;
@@ -613,31 +633,59 @@ void vent_sched_dispatch(vent_t *v) {
         v->work_maybe = true;
         goto done;
     }
+    /* Choose a worker for each candidate, in dispatch order. An idle slot
+     * first (the task starts now), then the most credit. A task waits in a
+     * worker's queue only when that worker freed a slot a moment ago: it is
+     * working through short tasks, and the queue hides the round trip. A
+     * worker held by a long task gets nothing to wait behind it; the task
+     * stays here, in order. */
+    int64_t *planned = calloc(v->nworkers, sizeof *planned);
+    int *pick = calloc(cs.n, sizeof *pick);
+    int64_t *ids = calloc(cs.n, sizeof *ids);
+    s_claims_t cl = {calloc(cs.n, sizeof *cl.got), 0};
+    if (!planned || !pick || !ids || !cl.got) {
+        undo = true;
+        goto claimed;
+    }
+    int64_t mono = farm_mono_ms();
     for (size_t i = 0; i < cs.n; i++) {
         s_cand_t *c = &cs.c[i];
-        /* An idle slot first (the task starts now), then the most credit.
-         * A task waits in a worker's queue only when that worker freed a
-         * slot a moment ago: it is working through short tasks, and the
-         * queue hides the round trip. A worker held by a long task gets
-         * nothing to wait behind it; the task stays here, in order. */
-        vent_worker_t *best = NULL;
-        int64_t bi = -1, bc = 0, mono = farm_mono_ms();
+        int best = -1;
+        int64_t bi = -1, bc = 0;
         for (size_t k = 0; k < v->nworkers; k++) {
             vent_worker_t *w = v->workers[k];
-            int64_t wc = s_credit(w), wi = s_idle_now(w);
+            int64_t wc = s_credit(w) - planned[k], wi = s_idle_now(w) - planned[k];
+            wi = wi > 0 ? wi : 0;
             if (wi == 0 && mono - w->done_mono > VENT_PREFETCH_RECENT_MS)
                 continue;
             if (wc > 0 && s_offers(w, c->type) && (wi > bi || (wi == bi && wc > bc)))
-                best = w, bi = wi, bc = wc;
+                best = (int)k, bi = wi, bc = wc;
         }
-        if (!best)
-            continue;
-        int64_t attempt;
-        int rc = farm_store_claim(v->store, c->id, best->id, &attempt);
-        if (rc == FARM_ECONFLICT)
-            continue;
-        if (rc)
-            break;
+        pick[i] = best;
+        if (best >= 0) {
+            planned[best]++;
+            c->idle = bi > 0;
+        }
+    }
+    /* Lease each worker's share in one statement. */
+    for (size_t k = 0; k < v->nworkers && !undo; k++) {
+        size_t n = 0;
+        for (size_t i = 0; i < cs.n; i++)
+            if (pick[i] == (int)k)
+                ids[n++] = cs.c[i].id;
+        if (n && farm_store_claim_many(v->store, ids, n, v->workers[k]->id, s_on_claimed, &cl))
+            undo = true;
+    }
+    if (!undo)
+        qsort(cl.got, cl.n, sizeof *cl.got, s_claim_cmp);
+    /* Then, in dispatch order, what was leased is numbered and packed. */
+    for (size_t i = 0; i < cs.n && !undo; i++) {
+        s_cand_t *c = &cs.c[i];
+        s_claim_t key = {c->id, 0}, *got = pick[i] < 0 ? NULL : bsearch(&key, cl.got, cl.n, sizeof *cl.got, s_claim_cmp);
+        if (!got)
+            continue; /* no worker for it, or no longer dispatchable */
+        vent_worker_t *best = v->workers[pick[i]];
+        int64_t attempt = got->attempt;
         if (best->nsent == best->capsent) {
             size_t cap = best->capsent ? best->capsent * 2 : 8;
             vent_sent_t *p = realloc(best->sent, cap * sizeof *p);
@@ -648,7 +696,7 @@ void vent_sched_dispatch(vent_t *v) {
             best->sent = p;
             best->capsent = cap;
         }
-        if (bi == 0)
+        if (!c->idle)
             best->queued++; /* it waits there: steal knows without a report */
         best->sent_seq++;
         best->sent[best->nsent++] = (vent_sent_t){c->id, best->sent_seq, farm_mono_ms()};
@@ -670,6 +718,11 @@ void vent_sched_dispatch(vent_t *v) {
             break;
         }
     }
+claimed:
+    free(planned);
+    free(pick);
+    free(ids);
+    free(cl.got);
     /* Sent only after COMMIT: a frame may not leave before its leases are
      * stored, so a round is held whole until then. Out of memory half way,
      * the round is undone rather than leave a lease without its send. */

@@ -504,6 +504,50 @@ static void test_dispatch_order(void **state) {
     farm_store_rollback(f->s);
 }
 
+typedef struct {
+    int64_t task[8], attempt[8];
+    size_t n;
+} claimed_t;
+
+static void on_claimed(void *ud, int64_t task, int64_t attempt) {
+    claimed_t *c = ud;
+    assert_true(c->n < 8);
+    c->task[c->n] = task;
+    c->attempt[c->n++] = attempt;
+}
+
+/* Leasing several tasks in one statement: only the dispatchable ones are
+ * leased and named back, each with its attempt; the rest are left alone. */
+static void test_claim_many(void **state) {
+    fx_t *f = *state;
+    int64_t ids[4];
+    submit(f, "noop", 4, NULL, 0, 3, NULL, ids);
+    assert_int_equal(claim(f, ids[1], "w1"), 1); /* already leased */
+    claimed_t c = {.n = 0};
+    int64_t want[] = {ids[0], ids[1], ids[2], 999999};
+    assert_int_equal(farm_store_begin(f->s), 0);
+    assert_int_equal(farm_store_claim_many(f->s, want, 4, "w2", on_claimed, &c), 0);
+    assert_int_equal(farm_store_commit(f->s), 0);
+    assert_int_equal(c.n, 2);
+    for (size_t i = 0; i < c.n; i++) {
+        assert_true(c.task[i] == ids[0] || c.task[i] == ids[2]);
+        assert_int_equal(c.attempt[i], 1);
+    }
+    char st[16];
+    int64_t attempts;
+    task_state(f, ids[1], st, &attempts);
+    assert_int_equal(attempts, 1); /* not leased twice */
+    task_state(f, ids[3], st, &attempts);
+    assert_string_equal(st, "pending");
+    assert_int_equal(attempts, 0);
+    /* Leased to w2: a second lease of the same tasks names none back. */
+    c.n = 0;
+    assert_int_equal(farm_store_begin(f->s), 0);
+    assert_int_equal(farm_store_claim_many(f->s, want, 3, "w3", on_claimed, &c), 0);
+    assert_int_equal(farm_store_commit(f->s), 0);
+    assert_int_equal(c.n, 0);
+}
+
 static void test_pagination(void **state) {
     fx_t *f = *state;
     int64_t ids[7], n;
@@ -573,6 +617,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
     };

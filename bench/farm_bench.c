@@ -28,6 +28,11 @@
  *               event, against the ideal max(total work / slots, longest)
  *               and against fifo_ms, what a dispatcher with no overhead
  *               taking the tasks in submission order would need.
+ *               --priority longest gives each task a priority from its
+ *               length class (0..100 on the log scale of MIN..MAX), as a
+ *               user who knows the sizes would; order_ms is then the
+ *               no-overhead schedule in that order (priority, then
+ *               submission), which the farm's dispatch follows.
  *
  * Every loop is bounded by a count or a deadline; every wait has one.
  */
@@ -52,6 +57,7 @@
 typedef struct {
     const char *front, *feed, *task_json;
     int64_t n, m, batch, cap_s, poll_ms, slots, seed, min_ms, max_ms;
+    bool longest_first; /* makespan: priorities by length class, longest first */
     long vent_pid, sink_pid;
 } s_opts_t;
 
@@ -540,6 +546,25 @@ static void s_on_many(void *ud, int64_t id, bool completed, int64_t t) {
     w->last = t;
 }
 
+/* The makespan of tasks ms[order[0..n)] taken in that order onto the first
+ * free of `slots` slots, with no overhead at all. */
+static int64_t s_schedule(const int64_t *ms, const int64_t *order, int64_t n, int64_t slots) {
+    int64_t *free_at = calloc((size_t)slots, sizeof *free_at), span = 0;
+    if (!free_at)
+        return -1;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t best = 0;
+        for (int64_t j = 1; j < slots; j++)
+            if (free_at[j] < free_at[best])
+                best = j;
+        free_at[best] += ms[order[i]];
+        if (free_at[best] > span)
+            span = free_at[best];
+    }
+    free(free_at);
+    return span;
+}
+
 static int s_makespan(const s_opts_t *o) {
     s_conn_t k;
     s_feed_t f = {0};
@@ -568,8 +593,15 @@ static int s_makespan(const s_opts_t *o) {
     farm_pack_kv_str(&pk, "key", key);
     farm_pack_str(&pk, "tasks");
     msgpack_pack_array(&pk, (size_t)o->n);
+    int64_t *prio = calloc((size_t)o->n, sizeof *prio);
+    if (!prio)
+        return 1;
+    for (int64_t i = 0; i < o->n; i++)
+        prio[i] = !o->longest_first || lmax <= lmin ? 0 : (int64_t)floor(100.0 * (log((double)ms[i]) - lmin) / (lmax - lmin));
     for (int64_t i = 0; i < o->n; i++) {
-        msgpack_pack_map(&pk, 2);
+        msgpack_pack_map(&pk, o->longest_first ? 3 : 2);
+        if (o->longest_first)
+            farm_pack_kv_int(&pk, "priority", prio[i]);
         farm_pack_kv_str(&pk, "type", "sleep");
         farm_pack_str(&pk, "args");
         msgpack_pack_map(&pk, 1);
@@ -624,23 +656,27 @@ static int s_makespan(const s_opts_t *o) {
     /* What a dispatcher with no overhead at all, taking the tasks in
      * submission order onto the first free slot, would need: the part of
      * the gap to the ideal that is the order's, not the farm's. */
-    int64_t *free_at = calloc((size_t)slots, sizeof *free_at), fifo = 0;
-    if (!free_at)
+    int64_t *order = calloc((size_t)o->n, sizeof *order);
+    if (!order)
         return 1;
-    for (int64_t i = 0; i < o->n; i++) {
-        int64_t best = 0;
-        for (int64_t j = 1; j < slots; j++)
-            if (free_at[j] < free_at[best])
-                best = j;
-        free_at[best] += ms[i];
-        if (free_at[best] > fifo)
-            fifo = free_at[best];
-    }
-    free(free_at);
+    for (int64_t i = 0; i < o->n; i++)
+        order[i] = i;
+    int64_t fifo = s_schedule(ms, order, o->n, slots);
+    /* The dispatch order: priority, then submission (a stable insertion sort). */
+    for (int64_t i = 1; i < o->n; i++)
+        for (int64_t j = i; j > 0 && prio[order[j]] > prio[order[j - 1]]; j--) {
+            int64_t t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    int64_t in_order = s_schedule(ms, order, o->n, slots);
+    free(order);
+    free(prio);
     double span = (double)(t_end - t0) / 1000.0;
     printf("n=%" PRId64 " slots=%" PRId64 " sum_ms=%" PRId64 " longest_ms=%" PRId64 " ideal_ms=%" PRId64
-           " longest_at=%" PRId64 " fifo_ms=%" PRId64 " makespan_ms=%.1f ratio=%.3f by_feed=%d\n",
-           o->n, slots, sum, longest, ideal, longest_at + 1, fifo, span, span / (double)ideal, by_feed ? 1 : 0);
+           " longest_at=%" PRId64 " fifo_ms=%" PRId64 " order_ms=%" PRId64 " makespan_ms=%.1f ratio=%.3f by_feed=%d\n",
+           o->n, slots, sum, longest, ideal, longest_at + 1, fifo, in_order, span, span / (double)ideal,
+           by_feed ? 1 : 0);
     free(ms);
     free(w.seen);
     msgpack_sbuffer_destroy(&req);
@@ -658,7 +694,7 @@ static const char s_usage[] =
     "  latency    --feed EP --n N --m M\n"
     "  status     --n N [--seed S]\n"
     "  idle       [--cap-s S]\n"
-    "  makespan   --feed EP --n N --slots S [--seed S] [--min-ms A] [--max-ms B]\n"
+    "  makespan   --feed EP --n N --slots S [--seed S] [--min-ms A] [--max-ms B] [--priority longest|none]\n"
     "Prints one line of key=value pairs (see bench/farm_bench.c).\n";
 
 int main(int argc, char **argv) {
@@ -689,6 +725,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) o.seed = bench_int(a, v, 0, INT64_MAX);
         else if (!strcmp(a, "--min-ms")) o.min_ms = bench_int(a, v, 1, 3600000);
         else if (!strcmp(a, "--max-ms")) o.max_ms = bench_int(a, v, 1, 3600000);
+        else if (!strcmp(a, "--priority")) {
+            if (strcmp(v, "longest") && strcmp(v, "none")) {
+                fprintf(stderr, "farm-bench: --priority: longest or none\n");
+                return 2;
+            }
+            o.longest_first = !strcmp(v, "longest");
+        }
         else if (!strcmp(a, "--vent-pid")) o.vent_pid = (long)bench_int(a, v, 1, INT32_MAX);
         else if (!strcmp(a, "--sink-pid")) o.sink_pid = (long)bench_int(a, v, 1, INT32_MAX);
         else {

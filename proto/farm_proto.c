@@ -65,7 +65,7 @@ static const farm_field_t s_hb[] = {
     F(farm_msg_hb_t, pid, INT, false, 0, INT64_MAX, 0, NULL),
     F(farm_msg_hb_t, slots, INT, false, 0, 4096, 0, NULL),
     F(farm_msg_hb_t, types, ARRAY, false, 0, 1024, 0, NULL),
-    F(farm_msg_hb_t, free, INT, true, 0, 4096, 0, NULL),
+    F(farm_msg_hb_t, free, INT, true, 0, 1000000, 0, NULL),
     F(farm_msg_hb_t, epoch, INT, false, 0, INT64_MAX, 0, NULL),
     F(farm_msg_hb_t, seq, INT, false, 0, INT64_MAX, 0, NULL),
     F(farm_msg_hb_t, held, ARRAY, false, 0, 1000000, 0, NULL),
@@ -74,6 +74,7 @@ static const farm_field_t s_hb[] = {
     F(farm_msg_hb_t, failed, INT, false, 0, INT64_MAX, 0, NULL),
     F(farm_msg_hb_t, idle, INT, false, 0, 4096, 0, NULL),
     F(farm_msg_hb_t, queued, INT, false, 0, 1000000, 0, NULL),
+    F(farm_msg_hb_t, done, INT, false, 0, INT64_MAX, -1, NULL),
 };
 
 static const farm_field_t s_taskmsg[] = {
@@ -175,7 +176,7 @@ int farm_msg_report_decode(const msgpack_object *o, farm_msg_report_t *r, farm_e
 
 void farm_pack_hb(msgpack_packer *pk, const farm_msg_hb_t *m, const char *const *types, size_t ntypes,
                   const int64_t *held, size_t nheld) {
-    msgpack_pack_map(pk, 15);
+    msgpack_pack_map(pk, 16);
     farm_pack_kv_str(pk, "m", "hb");
     farm_pack_kv_strn(pk, "id", m->id.ptr, m->id.len);
     farm_pack_kv_strn(pk, "host", m->host.ptr, m->host.len);
@@ -197,16 +198,19 @@ void farm_pack_hb(msgpack_packer *pk, const farm_msg_hb_t *m, const char *const 
     farm_pack_kv_int(pk, "failed", m->failed);
     farm_pack_kv_int(pk, "idle", m->idle);
     farm_pack_kv_int(pk, "queued", m->queued);
+    farm_pack_kv_int(pk, "done", m->completed + m->failed);
 }
 
-void farm_pack_ready(msgpack_packer *pk, int64_t free, int64_t epoch, int64_t seq, int64_t idle, int64_t queued) {
-    msgpack_pack_map(pk, 6);
+void farm_pack_ready(msgpack_packer *pk, int64_t free, int64_t epoch, int64_t seq, int64_t idle, int64_t queued,
+                     int64_t done) {
+    msgpack_pack_map(pk, 7);
     farm_pack_kv_str(pk, "m", "ready");
     farm_pack_kv_int(pk, "free", free);
     farm_pack_kv_int(pk, "epoch", epoch);
     farm_pack_kv_int(pk, "seq", seq);
     farm_pack_kv_int(pk, "idle", idle);
     farm_pack_kv_int(pk, "queued", queued);
+    farm_pack_kv_int(pk, "done", done);
 }
 
 void farm_pack_revoke(msgpack_packer *pk, int64_t n) {

@@ -95,6 +95,7 @@ typedef struct {
     int64_t completed, failed;    /* counters since start (hb) */
     int64_t idle;                 /* slots with nothing to do (of free, which counts queue room too) */
     int64_t queued;               /* tasks received, waiting for a slot */
+    int64_t done;                 /* attempts finished since start (ready, hb), -1 absent */
 } farm_msg_hb_t;
 
 typedef struct {
@@ -148,7 +149,8 @@ bool farm_type_valid(farm_str_t s);
 /* Packers of the internal messages. Each packs one complete map. */
 void farm_pack_hb(msgpack_packer *pk, const farm_msg_hb_t *m, const char *const *types, size_t ntypes,
                   const int64_t *held, size_t nheld);
-void farm_pack_ready(msgpack_packer *pk, int64_t free, int64_t epoch, int64_t seq, int64_t idle, int64_t queued);
+void farm_pack_ready(msgpack_packer *pk, int64_t free, int64_t epoch, int64_t seq, int64_t idle, int64_t queued,
+                     int64_t done);
 /* ventilator -> worker: give back up to n tasks that wait for a slot. */
 void farm_pack_revoke(msgpack_packer *pk, int64_t n);
 /* worker -> ventilator: these tasks were given back, never started. */

@@ -21,6 +21,7 @@ for row in '^machine: [0-9]* cores' '^figure .*| result$' \
   '^5 status p99, ' '^5 list page of 100 p99, ' '^5 throughput, 100k-task run / 10k-task run' \
   '^5 throughput, 10k on 100k stored' '^5 ventilator RSS peak' '^5 ventilator RSS growth' \
   '^5 sink RSS peak' '^5 sink RSS growth' '^6 makespan, 40 skewed sleeps' '^6 makespan / zero-overhead FIFO' \
+  '^6 makespan, longest-first priorities' '^6 makespan / zero-overhead, same order' \
   '^TUI CPU, farm-tui watching' '^TUI final totals on screen'; do
   if ! grep -q -- "$row" "$out"; then echo "bench_smoke: no row matching: $row"; missing=1; fi
 done

@@ -47,6 +47,9 @@ typedef struct {
     int64_t queued;                /* tasks waiting on it for a slot, as last reported */
     int64_t revoke_mono;           /* when we last asked it to give waiting tasks back */
     int64_t done_mono;             /* when it last freed a slot (a `ready`): it is churning */
+    int64_t done_seen;             /* attempts it had finished at rate_mono (its `done` counter) */
+    int64_t rate_mono;             /* when done_seen was taken, 0 not yet */
+    double rate;                   /* attempts it finishes per ms, smoothed */
     int64_t acked_seq;             /* last seq it confirmed in this epoch */
     int64_t sent_seq;              /* last seq sent in this epoch */
     bool welcomed;                 /* it speaks our epoch */

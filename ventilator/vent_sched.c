@@ -7,10 +7,13 @@
  * written in one transaction and the tasks sent after COMMIT, so a worker
  * can never report on a task the database does not yet know it holds.
  *
- * A worker may also take a few tasks beyond its idle slots (--prefetch) to
- * hide the round trip, but only while it is freeing slots every few tens of
- * milliseconds (working through short tasks): a worker held by a long task
- * gets nothing to wait behind it. When a round finds the database dry while
+ * A worker may also take tasks beyond its idle slots (--prefetch) to hide
+ * the round trip, but only while it is freeing slots every few tens of
+ * milliseconds (working through short tasks), and only as many as it
+ * finishes in VENT_QUEUE_HORIZON_MS at the rate it has been finishing them
+ * (its `done` counter over time): a worker held by a long task gets nothing
+ * to wait behind it, and one working through 100 ms tasks gets none queued,
+ * while one running thousands of no-ops a second gets hundreds. When a round finds the database dry while
  * a worker sits idle and another has tasks waiting, the ventilator asks for
  * them back (revoke/give): they return to pending unstarted and go to the
  * idle one. So no task waits on a busy worker while another could start it.
@@ -154,6 +157,33 @@ static vent_worker_t *s_add(vent_t *v, const char *id) {
     w->state = VENT_W_ALIVE;
     v->workers[v->nworkers++] = w;
     return w;
+}
+
+/* The rate a worker finishes attempts, from its `done` counter: sampled at
+ * most every VENT_RATE_SAMPLE_MS, smoothed over samples. */
+#define VENT_RATE_SAMPLE_MS 10
+#define VENT_QUEUE_HORIZON_MS 25
+static void s_rate(vent_worker_t *w, int64_t done, int64_t now) {
+    if (done < 0)
+        return; /* a worker that does not say */
+    if (w->rate_mono == 0 || done < w->done_seen) {
+        w->done_seen = done;
+        w->rate_mono = now;
+        return;
+    }
+    int64_t dt = now - w->rate_mono;
+    if (dt < VENT_RATE_SAMPLE_MS)
+        return;
+    double r = (double)(done - w->done_seen) / (double)dt;
+    w->rate = w->rate > 0 ? (w->rate + r) / 2 : r;
+    w->done_seen = done;
+    w->rate_mono = now;
+}
+
+/* Tasks worth queueing on w beyond its idle slots: what it finishes in
+ * VENT_QUEUE_HORIZON_MS at its recent rate. */
+static int64_t s_queue_allowance(const vent_worker_t *w) {
+    return (int64_t)(w->rate * VENT_QUEUE_HORIZON_MS);
 }
 
 static int64_t s_credit(const vent_worker_t *w) {
@@ -352,6 +382,7 @@ void vent_sched_on_worker(vent_t *v, const void *rid, size_t rid_len, const void
     w->last_seen_mono = farm_mono_ms();
     if (!hb && !give)
         w->done_mono = w->last_seen_mono; /* a `ready`: one of its slots just freed */
+    s_rate(w, m.done, w->last_seen_mono);
     if (m.epoch != v->epoch)
         w->welcomed = false;
     if (!w->welcomed) {
@@ -639,7 +670,7 @@ void vent_sched_dispatch(vent_t *v) {
      * working through short tasks, and the queue hides the round trip. A
      * worker held by a long task gets nothing to wait behind it; the task
      * stays here, in order. */
-    int64_t *planned = calloc(v->nworkers, sizeof *planned);
+    int64_t *planned = calloc(v->nworkers * 2, sizeof *planned), *plannedq = planned ? planned + v->nworkers : NULL;
     int *pick = calloc(cs.n, sizeof *pick);
     int64_t *ids = calloc(cs.n, sizeof *ids);
     s_claims_t cl = {calloc(cs.n, sizeof *cl.got), 0};
@@ -656,7 +687,8 @@ void vent_sched_dispatch(vent_t *v) {
             vent_worker_t *w = v->workers[k];
             int64_t wc = s_credit(w) - planned[k], wi = s_idle_now(w) - planned[k];
             wi = wi > 0 ? wi : 0;
-            if (wi == 0 && mono - w->done_mono > VENT_PREFETCH_RECENT_MS)
+            if (wi == 0 && (mono - w->done_mono > VENT_PREFETCH_RECENT_MS ||
+                            w->queued + plannedq[k] >= s_queue_allowance(w)))
                 continue;
             if (wc > 0 && s_offers(w, c->type) && (wi > bi || (wi == bi && wc > bc)))
                 best = (int)k, bi = wi, bc = wc;
@@ -665,6 +697,7 @@ void vent_sched_dispatch(vent_t *v) {
         if (best >= 0) {
             planned[best]++;
             c->idle = bi > 0;
+            plannedq[best] += !c->idle;
         }
     }
     /* Lease each worker's share in one statement. */

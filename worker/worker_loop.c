@@ -155,7 +155,7 @@ static void s_send_ready(s_loop_t *l, const s_load_t *d) {
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    farm_pack_ready(&pk, d->free, l->epoch, l->seq, d->idle, d->queued);
+    farm_pack_ready(&pk, d->free, l->epoch, l->seq, d->idle, d->queued, l->completed + l->failed);
     s_send_vent(l, &b, "ready");
     msgpack_sbuffer_destroy(&b);
     l->adv_free = d->free;

@@ -161,7 +161,7 @@ static void s_internal(void) {
     hb.state = (farm_str_t){"draining", 8};
     farm_pack_hb(&p.pk, &hb, types, 1, NULL, 0);
     s_pk_out(&p, "decode", "hb-draining");
-    farm_pack_ready(&p.pk, 2, 1, 5, 1, 1);
+    farm_pack_ready(&p.pk, 2, 1, 5, 1, 1, 3);
     s_pk_out(&p, "decode", "ready");
     farm_pack_give(&p.pk, held, 2, 1, 6, 2, 2, 0);
     s_pk_out(&p, "decode", "give");

@@ -128,7 +128,7 @@ static void s_worker_seeds(s_set_t *s) {
     hb.free = 0;
     farm_pack_hb(&pk, &hb, types, 1, NULL, 0);
     s_pack_done(s, &b);
-    farm_pack_ready(&pk, 2, 1, 5, 0, 0);
+    farm_pack_ready(&pk, 2, 1, 5, 0, 0, 0);
     s_pack_done(s, &b);
     msgpack_sbuffer_destroy(&b);
 }

@@ -329,6 +329,7 @@ static void test_rt_hb(void **state) {
     assert_int_equal(r.seq, 99);
     assert_true(farm_str_eq(r.state, "draining"));
     assert_int_equal(r.completed, 1000000007);
+    assert_int_equal(r.done, 1000000012); /* completed + failed */
     assert_int_equal(r.failed, 5);
     assert_non_null(r.types);
     assert_int_equal(r.types->type, MSGPACK_OBJECT_ARRAY);
@@ -376,11 +377,12 @@ static void test_rt_hb_empty(void **state) {
 static void test_rt_ready(void **state) {
     msg_t m;
     msg_init(&m);
-    farm_pack_ready(&m.pk, 2, 1700000000123, 77, 1, 3);
+    farm_pack_ready(&m.pk, 2, 1700000000123, 77, 1, 3, 12345);
     farm_msg_hb_t r;
     memset(&r, 0xa5, sizeof r);
     assert_int_equal(farm_msg_hb_decode(msg_unpack(&m), &r, &m.e), 0);
     assert_true(farm_str_eq(r.m, "ready"));
+    assert_int_equal(r.done, 12345);
     assert_int_equal(r.free, 2);
     assert_int_equal(r.epoch, 1700000000123);
     assert_int_equal(r.seq, 77);
@@ -396,7 +398,7 @@ static void test_rt_ready(void **state) {
     assert_int_equal(r.failed, 0);
     assert_int_equal(r.idle, 1);
     assert_int_equal(r.queued, 3);
-    assert_int_equal(m.o.via.map.size, 6);
+    assert_int_equal(m.o.via.map.size, 7);
     msg_free(&m);
 }
 

@@ -614,19 +614,34 @@ static int s_claim_cmp(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* Tasks a round may give w: its idle slots, plus room in its queue while
+ * it works through short tasks (see s_queue_allowance), never more than
+ * its credit. A round reads no more candidates than this adds up to: a
+ * worker with 1000 credit that finishes a task every few ms takes a few,
+ * and reading 1000 rows to hand out 4 was most of the ventilator's work. */
+static int64_t s_usable(const vent_worker_t *w, int64_t mono) {
+    int64_t c = s_credit(w), n = s_idle_now(w);
+    if (mono - w->done_mono <= VENT_PREFETCH_RECENT_MS) {
+        int64_t q = s_queue_allowance(w) - w->queued;
+        if (q > 0)
+            n += q;
+    }
+    return n < c ? n : c;
+}
+
 void vent_sched_dispatch(vent_t *v) {
     if (!v->work_maybe)
         return;
     v->work_maybe = false;
-    /* Credit per type offered. */
+    /* What the workers can take now, per type offered. */
     const char *types[256];
     int64_t credit[256];
     size_t nt = 0;
-    int64_t total = 0;
+    int64_t total = 0, mono0 = farm_mono_ms();
     for (size_t i = 0; i < v->nworkers; i++) {
         vent_worker_t *w = v->workers[i];
-        int64_t c = s_credit(w);
-        if (!c)
+        int64_t c = s_usable(w, mono0);
+        if (c <= 0)
             continue;
         total += c;
         for (size_t t = 0; t < w->ntypes; t++) {

@@ -106,15 +106,22 @@ static bool s_send_vent(s_loop_t *l, msgpack_sbuffer *b, const char *what) {
 
 static void s_send_hb(s_loop_t *l, int64_t now) {
     s_load_t d = s_load(l);
-    size_t need = (size_t)l->cfg->slots + (size_t)d.queued + worker_outbox_count(l->outbox);
-    if (need > l->held_cap) {
-        int64_t *p = realloc(l->held, need * sizeof *p);
-        if (p) {
-            l->held = p;
-            l->held_cap = need;
-        }
+    /* What the pool holds can change under us: ask, grow, ask again. */
+    size_t nheld = 0;
+    for (int tries = 0; tries < 4; tries++) {
+        size_t need = worker_outbox_count(l->outbox);
+        nheld = worker_pool_held(l->pool, l->held, l->held_cap);
+        need += nheld;
+        if (nheld <= l->held_cap && need <= l->held_cap)
+            break;
+        int64_t *p = realloc(l->held, (need + 64) * sizeof *p);
+        if (!p)
+            break;
+        l->held = p;
+        l->held_cap = need + 64;
     }
-    size_t nheld = worker_pool_held(l->pool, l->held, l->held_cap);
+    if (nheld > l->held_cap)
+        nheld = l->held_cap;
     nheld += worker_outbox_held(l->outbox, l->held + nheld, l->held_cap - nheld);
 
     const char *state = l->phase == S_RUN ? "alive" : "draining";

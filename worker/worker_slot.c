@@ -704,11 +704,18 @@ bool worker_pool_has(worker_pool_t *p, int64_t task) {
 size_t worker_pool_held(worker_pool_t *p, int64_t *ids, size_t max) {
     size_t n = 0;
     s_lock(&p->mu);
-    for (int i = 0; i < p->nslots && n < max; i++)
-        if (p->slots[i].phase != S_IDLE)
-            ids[n++] = p->slots[i].task;
-    for (const s_task_t *t = p->qhead; t && n < max; t = t->next)
-        ids[n++] = t->id;
+    for (int i = 0; i < p->nslots; i++)
+        if (p->slots[i].phase != S_IDLE && n++ < max)
+            ids[n - 1] = p->slots[i].task;
+    for (const s_task_t *t = p->qhead; t; t = t->next)
+        if (n++ < max)
+            ids[n - 1] = t->id;
+    /* Finished, but the main thread has not taken the result yet: still
+     * held (a heartbeat that left them out would have the ventilator
+     * release a task whose result is on its way). */
+    for (const worker_event_t *e = p->ehead; e; e = e->next)
+        if (e->kind == WORKER_EV_RESULT && n++ < max)
+            ids[n - 1] = e->task;
     s_unlock(&p->mu);
     return n;
 }

@@ -110,8 +110,10 @@ void worker_pool_counts(worker_pool_t *p, int64_t *busy, int64_t *queued);
 /* True when task is running or waiting here. */
 bool worker_pool_has(worker_pool_t *p, int64_t task);
 
-/* Write the ids of the tasks held (running, then waiting) into ids (room
- * for max). Returns how many were written. */
+/* Write the ids of the tasks held (running, then waiting, then finished
+ * with the result not yet taken by worker_pool_events) into ids, at most
+ * max of them. Returns how many there are: more than max when they did
+ * not all fit. */
 size_t worker_pool_held(worker_pool_t *p, int64_t *ids, size_t max);
 
 /* While closed, slots take nothing from the queue (a drain). */

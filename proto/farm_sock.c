@@ -65,9 +65,10 @@ static void s_on_signal(int sig) {
 }
 
 void farm_heap_tune(void) {
-    /* mallopt returns 0 on failure; the defaults then stay, which is only slower. */
+    /* mallopt returns 0 on failure (so does every call under a sanitizer's
+     * allocator); the defaults then stay, which is only slower. */
     if (!mallopt(M_TRIM_THRESHOLD, FARM_HEAP_KEEP) || !mallopt(M_MMAP_THRESHOLD, FARM_HEAP_MMAP))
-        farm_log(FARM_LOG_WARN, "sock", "event=mallopt-failed");
+        farm_log(FARM_LOG_DEBUG, "sock", "event=mallopt-failed");
 }
 
 int farm_signals_install(void) {

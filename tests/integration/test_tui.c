@@ -93,6 +93,22 @@ static const char *s_line(t_t *t, const char *text) {
     return line;
 }
 
+/* Poll the screen until the line that contains key also contains want: a
+ * row that appears, or changes, a moment after something else did (the
+ * jobs panel follows job events, which the sink sends every 100 ms). */
+static void s_expect_line(t_t *t, const char *key, const char *want, int deadline_ms) {
+    int64_t end = h_now() + deadline_ms;
+    for (;;) {
+        s_capture(t);
+        const char *l = s_line(t, key);
+        if (l && strstr(l, want))
+            return;
+        if (h_now() > end)
+            fail_msg("no line with \"%s\" showed \"%s\"; the screen shows:\n%s", key, want, t->screen);
+        s_pause();
+    }
+}
+
 static void s_keys(t_t *t, const char *keys) { assert_int_equal(s_tmux(t, NULL, 0, "send-keys -t tui %s", keys), 0); }
 
 /* "#{format}" of the pane into out. */
@@ -262,8 +278,7 @@ static void test_live_screen_and_actions(void **state) {
     const char *fl = s_line(t, "exit code 7");
     assert_non_null(strstr(fl, id));
     assert_non_null(strstr(fl, "failed"));
-    assert_non_null(s_line(t, "failing-job"));
-    assert_non_null(strstr(s_line(t, "failing-job"), "failed"));
+    s_expect_line(t, "failing-job", "failed", 10000);
 
     /* Open it from the failures panel: history and the stderr tail. */
     s_keys(t, "Tab Tab Enter");
@@ -286,12 +301,7 @@ static void test_live_screen_and_actions(void **state) {
                 "{\"type\":\"sleep\",\"args\":{\"ms\":60000}},{\"type\":\"sleep\",\"args\":{\"ms\":60000}}]}");
     int64_t long_job = h_int(r, "job");
     assert_true(h_wait_task(h, h_int(r, "tasks.0"), "running", 10000));
-    end = h_now() + 10000;
-    while (!(s_capture(t), s_line(t, "long-job") && strstr(s_line(t, "long-job"), "running"))) {
-        if (h_now() > end)
-            fail_msg("long-job never showed as running:\n%s", t->screen);
-        s_pause();
-    }
+    s_expect_line(t, "long-job", "running", 10000);
     s_keys(t, "g c");
     char ask[64];
     snprintf(ask, sizeof ask, "Cancel job %lld (long-job)?", (long long)long_job);
@@ -301,12 +311,7 @@ static void test_live_screen_and_actions(void **state) {
     assert_string_equal(h_wait_job(h, long_job, 10000), "cancelled");
     r = h_ok(h, "{\"op\":\"status\",\"job\":%lld}", (long long)long_job);
     assert_int_equal(h_int(r, "job.counts.cancelled"), 3);
-    end = h_now() + 10000;
-    while (!(s_capture(t), s_line(t, "long-job") && strstr(s_line(t, "long-job"), "cancelled"))) {
-        if (h_now() > end)
-            fail_msg("long-job never showed as cancelled:\n%s", t->screen);
-        s_pause();
-    }
+    s_expect_line(t, "long-job", "cancelled", 10000);
 }
 
 static void test_resize_and_quit(void **state) {

@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,8 +324,11 @@ farm_store_t *farm_store_open(const char *path, bool sync_full, int *err) {
      * Pages come from a 16 MiB page cache per connection instead. */
     const char *pragmas = sync_full ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
                                       " PRAGMA mmap_size=0; PRAGMA cache_size=-16384;"
+                                      " PRAGMA wal_autocheckpoint=20000;"
                                     : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;"
-                                      " PRAGMA mmap_size=0; PRAGMA cache_size=-16384;";
+                                      " PRAGMA mmap_size=0; PRAGMA cache_size=-16384;"
+                                      " PRAGMA wal_autocheckpoint=20000;";
+    _Static_assert(FARM_STORE_WAL_FALLBACK == 20000, "the pragma above says 20000");
     /* Switching a new database to WAL answers SQLITE_BUSY at once, without
      * the busy handler, while another process (the ventilator and the sink
      * start together) opens it too: retry for as long as the busy timeout. */
@@ -368,6 +372,88 @@ void farm_store_close(farm_store_t **sp, bool checkpoint) {
     }
     free(s);
     *sp = NULL;
+}
+
+/* ---- background checkpoints ------------------------------------------ */
+
+struct farm_checkpointer {
+    sqlite3 *db;          /* its own connection */
+    int64_t interval_ms;  /* between checkpoints */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;    /* signalled to stop */
+    bool stop;            /* under mu */
+};
+
+static void *s_checkpoint_thread(void *arg) {
+    farm_checkpointer_t *c = arg;
+    pthread_mutex_lock(&c->mu);
+    while (!c->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t ns = until.tv_nsec + c->interval_ms * 1000000;
+        until.tv_sec += (time_t)(ns / 1000000000);
+        until.tv_nsec = (long)(ns % 1000000000);
+        int rc = pthread_cond_timedwait(&c->cv, &c->mu, &until);
+        if (c->stop)
+            break;
+        if (rc != 0 && rc != ETIMEDOUT)
+            continue;
+        pthread_mutex_unlock(&c->mu);
+        int log = 0, done = 0;
+        rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            farm_log(FARM_LOG_WARN, "store", "op=checkpoint err=\"%s\"", sqlite3_errmsg(c->db));
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+farm_checkpointer_t *farm_checkpointer_start(const char *path, int64_t interval_ms) {
+    farm_checkpointer_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->interval_ms = interval_ms > 0 ? interval_ms : 100;
+    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+        sqlite3_busy_timeout(c->db, 1000) != SQLITE_OK ||
+        sqlite3_exec(c->db, "PRAGMA wal_autocheckpoint=0;", NULL, NULL, NULL) != SQLITE_OK) {
+        farm_log(FARM_LOG_WARN, "store", "op=checkpointer path=%s err=\"%s\"", path,
+                 c->db ? sqlite3_errmsg(c->db) : "out of memory");
+        sqlite3_close(c->db);
+        free(c);
+        return NULL;
+    }
+    int rc = pthread_mutex_init(&c->mu, NULL);
+    if (rc == 0 && (rc = pthread_cond_init(&c->cv, NULL)) != 0)
+        pthread_mutex_destroy(&c->mu);
+    if (rc == 0 && (rc = pthread_create(&c->thread, NULL, s_checkpoint_thread, c)) != 0) {
+        pthread_cond_destroy(&c->cv);
+        pthread_mutex_destroy(&c->mu);
+    }
+    if (rc != 0) {
+        farm_log(FARM_LOG_WARN, "store", "op=checkpointer err=\"%s\"", strerror(rc));
+        sqlite3_close(c->db);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void farm_checkpointer_stop(farm_checkpointer_t **cp) {
+    farm_checkpointer_t *c = cp ? *cp : NULL;
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stop = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    sqlite3_close(c->db);
+    free(c);
+    *cp = NULL;
 }
 
 void farm_store_on_change(farm_store_t *s, farm_change_fn *fn, void *ud) {

@@ -96,6 +96,18 @@ farm_store_t *farm_store_open(const char *path, bool sync_full, int *err);
 /* Checkpoint (when `checkpoint`) and close. Safe on NULL; nulls *s. */
 void farm_store_close(farm_store_t **s, bool checkpoint);
 
+/* A thread with a connection of its own that checkpoints the database
+ * (PASSIVE: it never blocks a writer) every interval_ms, so that no commit
+ * of the ventilator or the sink pays for copying the WAL back and its
+ * fsync. The connections of farm_store_open checkpoint by themselves only
+ * when the WAL grows past FARM_STORE_WAL_FALLBACK pages (this thread gone
+ * or behind). NULL when it cannot start (logged; the fallback remains). */
+#define FARM_STORE_WAL_FALLBACK 20000
+typedef struct farm_checkpointer farm_checkpointer_t;
+farm_checkpointer_t *farm_checkpointer_start(const char *path, int64_t interval_ms);
+/* Stop the thread and close its connection; safe on NULL; nulls *c. */
+void farm_checkpointer_stop(farm_checkpointer_t **c);
+
 /* Set the hook called on every task state/progress change (may be NULL). */
 void farm_store_on_change(farm_store_t *s, farm_change_fn *fn, void *ud);
 

@@ -24,6 +24,7 @@
 #include <zmq.h>
 
 #define SINK_BATCH 4096
+#define SINK_CHECKPOINT_MS 100 /* between background checkpoints of the WAL */
 #define SINK_BATCH_BYTES (4 << 20) /* frames carry several reports: bound a transaction by bytes too */
 
 static void s_usage(FILE *f) {
@@ -108,10 +109,13 @@ int main(int argc, char **argv) {
     int status = 1, err = 0;
     static zmq_msg_t batch[SINK_BATCH]; /* the reports of one transaction */
     sink_t s = {.sec = farm_now_ms() / 1000};
+    farm_checkpointer_t *ckpt = NULL;
     farm_curve_server_t *curve = NULL;
     msgpack_sbuffer_init(&s.events);
     void *ctx = zmq_ctx_new();
     s.store = farm_store_open(db, sync_full, &err);
+    /* Checkpoints on a thread of their own: no commit pays for one. */
+    ckpt = s.store ? farm_checkpointer_start(db, SINK_CHECKPOINT_MS) : NULL;
     if (!ctx || !s.store)
         goto out;
     char why[1024];
@@ -195,6 +199,7 @@ out:
     farm_curve_server_destroy(&curve);
     if (ctx)
         zmq_ctx_term(ctx);
+    farm_checkpointer_stop(&ckpt);
     farm_store_close(&s.store, true);
     msgpack_sbuffer_destroy(&s.events);
     free(s.dirty);

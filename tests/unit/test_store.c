@@ -590,6 +590,24 @@ static void test_pagination(void **state) {
     msgpack_sbuffer_destroy(&b);
 }
 
+/* The background checkpointer runs beside a writer (its own connection,
+ * PASSIVE checkpoints every millisecond here): writes go on, nothing is
+ * damaged, and it stops and joins cleanly, twice-safe. */
+static void test_checkpointer(void **state) {
+    fx_t *f = *state;
+    farm_checkpointer_t *c = farm_checkpointer_start(f->path, 1);
+    assert_non_null(c);
+    int64_t ids[50];
+    for (int i = 0; i < 40; i++)
+        submit(f, "noop", 50, NULL, 0, 3, NULL, ids);
+    counts(f, (int64_t[]){2000, 0, 0, 0, 0, 0});
+    farm_checkpointer_stop(&c);
+    assert_null(c);
+    farm_checkpointer_stop(&c);
+    assert_int_equal(farm_store_check(f->s), 0);
+    assert_null(farm_checkpointer_start("/nonexistent-dir/farm.db", 100));
+}
+
 static void test_reopen_keeps_everything(void **state) {
     fx_t *f = *state;
     int64_t ids[3];
@@ -619,6 +637,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_dispatch_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpointer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -398,6 +398,11 @@ static void s_drain_begin(s_loop_t *l, int64_t now) {
 
 /* Advance the drain. Returns -1 while it goes on, or the exit status. */
 static int s_drain_step(s_loop_t *l, int64_t now) {
+    if (l->phase != S_RUN) {
+        /* A result a slot just posted goes to the outbox and out now, to be acknowledged. */
+        s_collect(l, now);
+        worker_outbox_flush(l->outbox, now);
+    }
     int64_t busy = s_busy(l);
     switch (l->phase) {
     case S_RUN:

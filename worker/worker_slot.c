@@ -685,6 +685,10 @@ void worker_pool_counts(worker_pool_t *p, int64_t *busy, int64_t *queued) {
     int64_t n = 0;
     for (int i = 0; i < p->nslots; i++)
         n += p->slots[i].phase != S_IDLE;
+    /* A result the main thread has not taken yet is still work in hand:
+     * a drain that saw nothing busy would exit without it. */
+    for (const worker_event_t *e = p->ehead; e; e = e->next)
+        n += e->kind == WORKER_EV_RESULT;
     *busy = n;
     *queued = p->nqueued;
     s_unlock(&p->mu);

@@ -104,7 +104,9 @@ void worker_pool_destroy(worker_pool_t **p);
 int worker_pool_push(worker_pool_t *p, const farm_msg_task_t *t, const farm_handler_t *h, const void *raw,
                      size_t len);
 
-/* Slots running a task, and tasks waiting in the queue. */
+/* Tasks in hand (slots running one, plus finished ones whose result
+ * worker_pool_events has not handed over yet), and tasks waiting in the
+ * queue. */
 void worker_pool_counts(worker_pool_t *p, int64_t *busy, int64_t *queued);
 
 /* True when task is running or waiting here. */

@@ -701,6 +701,8 @@ bool worker_pool_has(worker_pool_t *p, int64_t task) {
         has = p->slots[i].phase != S_IDLE && p->slots[i].task == task;
     for (const s_task_t *t = p->qhead; t && !has; t = t->next)
         has = t->id == task;
+    for (const worker_event_t *e = p->ehead; e && !has; e = e->next)
+        has = e->kind == WORKER_EV_RESULT && e->task == task;
     s_unlock(&p->mu);
     return has;
 }

@@ -109,7 +109,8 @@ int worker_pool_push(worker_pool_t *p, const farm_msg_task_t *t, const farm_hand
  * queue. */
 void worker_pool_counts(worker_pool_t *p, int64_t *busy, int64_t *queued);
 
-/* True when task is running or waiting here. */
+/* True when task is running or waiting here, or finished with its result
+ * not yet handed over. */
 bool worker_pool_has(worker_pool_t *p, int64_t task);
 
 /* Write the ids of the tasks held (running, then waiting, then finished

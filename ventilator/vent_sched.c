@@ -679,13 +679,12 @@ void vent_sched_dispatch(vent_t *v) {
         v->work_maybe = true;
         goto done;
     }
-    /* Choose a worker for each candidate, in dispatch order. An idle slot
-     * first (the task starts now), then the most credit. A task waits in a
-     * worker's queue only when that worker freed a slot a moment ago: it is
-     * working through short tasks, and the queue hides the round trip. A
-     * worker held by a long task gets nothing to wait behind it; the task
-     * stays here, in order. */
-    int64_t *planned = calloc(v->nworkers * 2, sizeof *planned), *plannedq = planned ? planned + v->nworkers : NULL;
+    /* Choose a worker for each candidate, in dispatch order, within what
+     * each can take (s_usable: idle slots, plus queue room only while it
+     * works through short tasks, so a worker held by a long task gets
+     * nothing to wait behind it). An idle slot first (the task starts
+     * now), then the most credit. */
+    int64_t *planned = calloc(v->nworkers * 2, sizeof *planned), *room = planned ? planned + v->nworkers : NULL;
     int *pick = calloc(cs.n, sizeof *pick);
     int64_t *ids = calloc(cs.n, sizeof *ids);
     s_claims_t cl = {calloc(cs.n, sizeof *cl.got), 0};
@@ -693,26 +692,25 @@ void vent_sched_dispatch(vent_t *v) {
         undo = true;
         goto claimed;
     }
-    int64_t mono = farm_mono_ms();
+    for (size_t k = 0; k < v->nworkers; k++)
+        room[k] = s_usable(v->workers[k], mono0);
     for (size_t i = 0; i < cs.n; i++) {
         s_cand_t *c = &cs.c[i];
         int best = -1;
         int64_t bi = -1, bc = 0;
         for (size_t k = 0; k < v->nworkers; k++) {
             vent_worker_t *w = v->workers[k];
+            if (planned[k] >= room[k] || !s_offers(w, c->type))
+                continue;
             int64_t wc = s_credit(w) - planned[k], wi = s_idle_now(w) - planned[k];
             wi = wi > 0 ? wi : 0;
-            if (wi == 0 && (mono - w->done_mono > VENT_PREFETCH_RECENT_MS ||
-                            w->queued + plannedq[k] >= s_queue_allowance(w)))
-                continue;
-            if (wc > 0 && s_offers(w, c->type) && (wi > bi || (wi == bi && wc > bc)))
+            if (wi > bi || (wi == bi && wc > bc))
                 best = (int)k, bi = wi, bc = wc;
         }
         pick[i] = best;
         if (best >= 0) {
             planned[best]++;
             c->idle = bi > 0;
-            plannedq[best] += !c->idle;
         }
     }
     /* Lease each worker's share in one statement. */

@@ -24,48 +24,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "farm_client.h"
 #include "harness.h"
+#include "lan.h"
 
-static char s_tag[16]; /* unique suffix of this run's namespaces */
+static lan_t s_lan; /* the head and two worker hosts, l<host><pid> */
 static char s_hostfile[300], s_rdir[300];
 static char s_out[16384];
-
-static int s_ip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int s_ip(const char *fmt, ...) {
-    char cmd[512], out[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return h_sh(out, sizeof out, "%s 2>&1", cmd);
-}
-
-static void s_teardown_net(void) {
-    const char *ns[] = {"sw", "head", "h1", "h2"};
-    for (int i = 0; i < 4; i++)
-        s_ip("ip netns del l%s%s", ns[i], s_tag);
-}
-
-/* The switch namespace, the head at .1 and two hosts at .11 and .12. */
-static int s_setup_net(void) {
-    snprintf(s_tag, sizeof s_tag, "%d", (int)getpid() % 100000);
-    if (geteuid() != 0 || s_ip("ip netns add lsw%s", s_tag) != 0)
-        return -1;
-    const char *hosts[] = {"head", "h1", "h2"};
-    const int addr[] = {1, 11, 12};
-    int bad = s_ip("ip -n lsw%s link add br0 type bridge", s_tag) || s_ip("ip -n lsw%s link set br0 up", s_tag);
-    for (int i = 0; i < 3 && !bad; i++) {
-        bad |= s_ip("ip netns add l%s%s", hosts[i], s_tag);
-        bad |= s_ip("ip link add l%s%s type veth peer name eth0 netns l%s%s", hosts[i], s_tag, hosts[i], s_tag);
-        bad |= s_ip("ip link set l%s%s netns lsw%s", hosts[i], s_tag, s_tag);
-        bad |= s_ip("ip -n lsw%s link set l%s%s master br0 up", s_tag, hosts[i], s_tag);
-        bad |= s_ip("ip -n l%s%s addr add 10.78.0.%d/24 dev eth0", hosts[i], s_tag, addr[i]);
-        bad |= s_ip("ip -n l%s%s link set eth0 up", hosts[i], s_tag);
-        bad |= s_ip("ip -n l%s%s link set lo up", hosts[i], s_tag);
-    }
-    return bad ? -2 : 0;
-}
 
 /* Run the launcher with `action`; output in s_out, returns its status. */
 static int s_launcher(const char *action) {
@@ -77,30 +41,22 @@ static int s_launcher(const char *action) {
 }
 
 static int setup(void **state) {
-    int rc = s_setup_net();
-    if (rc) {
-        s_teardown_net();
+    static const char *const hosts[] = {"head", "h1", "h2"};
+    static const int addr[] = {1, 11, 12};
+    if (lan_up(&s_lan, "l", "10.78.0", hosts, addr, 3)) {
+        lan_down(&s_lan);
         print_message("test_launcher: SKIPPED: cannot create network namespaces here (%s)\n",
                       geteuid() != 0 ? "not root" : "ip netns failed");
         *state = NULL;
         return 0;
     }
     /* The test lives on the head host, so its client reaches the front door there. */
-    char path[128];
-    snprintf(path, sizeof path, "/var/run/netns/lhead%s", s_tag);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    assert_true(fd >= 0);
-    assert_int_equal(setns(fd, CLONE_NEWNET), 0);
-    close(fd);
-    h_t *h = h_new();
-    farm_endpoints_from_host(&h->ep, "10.78.0.1");
-    farm_client_destroy((farm_client_t **)&h->client);
-    h->client = farm_client_new(h->ep.front, 3000, 2);
+    h_t *h = lan_enter_head(&s_lan);
     snprintf(s_hostfile, sizeof s_hostfile, "%s/hosts", h->dir);
     snprintf(s_rdir, sizeof s_rdir, "%s/remote", h->dir);
     FILE *f = fopen(s_hostfile, "w");
     assert_non_null(f);
-    fprintf(f, "# the test's worker hosts\nlh1%s 2\n\nlh2%s 2   # two slots each\n", s_tag, s_tag);
+    fprintf(f, "# the test's worker hosts\nlh1%s 2\n\nlh2%s 2   # two slots each\n", s_lan.tag, s_lan.tag);
     assert_int_equal(fclose(f), 0);
     *state = h;
     return 0;
@@ -121,14 +77,14 @@ static int teardown(void **state) {
         s_kill_leftovers();
         h_free(&h);
     }
-    s_teardown_net();
+    lan_down(&s_lan);
     return 0;
 }
 
 /* The names the workers have: the hosts as the file gives them. */
 static void s_names(char h1[32], char h2[32]) {
-    snprintf(h1, 32, "lh1%s", s_tag);
-    snprintf(h2, 32, "lh2%s", s_tag);
+    lan_ns(&s_lan, "h1", h1, 32);
+    lan_ns(&s_lan, "h2", h2, 32);
 }
 
 static void test_launcher(void **state) {

@@ -19,71 +19,23 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "farm_client.h"
 #include "harness.h"
+#include "lan.h"
 
-static char s_tag[32];  /* unique suffix of this run's namespaces */
-
-static int s_ip(const char *fmt, ...) {
-    char cmd[512], out[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return h_sh(out, sizeof out, "%s 2>&1", cmd);
-}
-
-static void s_teardown_net(void) {
-    const char *ns[] = {"sw", "head", "h1", "h2", "h3"};
-    for (int i = 0; i < 5; i++)
-        s_ip("ip netns del f%s%s", ns[i], s_tag);
-}
-
-/* The switch namespace, the head at .1 and three hosts at .11-.13. */
-static int s_setup_net(void) {
-    snprintf(s_tag, sizeof s_tag, "%d", (int)getpid() % 100000);
-    if (geteuid() != 0 || s_ip("ip netns add fsw%s", s_tag) != 0)
-        return -1;
-    const char *hosts[] = {"head", "h1", "h2", "h3"};
-    const int addr[] = {1, 11, 12, 13};
-    int bad = s_ip("ip -n fsw%s link add br0 type bridge", s_tag) || s_ip("ip -n fsw%s link set br0 up", s_tag);
-    for (int i = 0; i < 4 && !bad; i++) {
-        bad |= s_ip("ip netns add f%s%s", hosts[i], s_tag);
-        bad |= s_ip("ip link add v%s%s type veth peer name eth0 netns f%s%s", hosts[i], s_tag, hosts[i], s_tag);
-        bad |= s_ip("ip link set v%s%s netns fsw%s", hosts[i], s_tag, s_tag);
-        bad |= s_ip("ip -n fsw%s link set v%s%s master br0 up", s_tag, hosts[i], s_tag);
-        bad |= s_ip("ip -n f%s%s addr add 10.77.0.%d/24 dev eth0", hosts[i], s_tag, addr[i]);
-        bad |= s_ip("ip -n f%s%s link set eth0 up", hosts[i], s_tag);
-        bad |= s_ip("ip -n f%s%s link set lo up", hosts[i], s_tag);
-    }
-    return bad ? -2 : 0;
-}
-
-static void s_link(const char *host, bool up) {
-    assert_int_equal(s_ip("ip -n fsw%s link set v%s%s %s", s_tag, host, s_tag, up ? "up" : "down"), 0);
-}
+static lan_t s_lan; /* the head and three worker hosts, f<host><pid> */
 
 static int setup(void **state) {
-    int rc = s_setup_net();
-    if (rc) {
-        s_teardown_net();
+    static const char *const hosts[] = {"head", "h1", "h2", "h3"};
+    static const int addr[] = {1, 11, 12, 13};
+    if (lan_up(&s_lan, "f", "10.77.0", hosts, addr, 4)) {
+        lan_down(&s_lan);
         print_message("test_netns: SKIPPED: cannot create network namespaces here (%s)\n",
                       geteuid() != 0 ? "not root" : "ip netns failed");
         *state = NULL;
         return 0;
     }
     /* The test itself lives on the head host, so its client reaches the front door there. */
-    char path[128];
-    snprintf(path, sizeof path, "/var/run/netns/fhead%s", s_tag);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    assert_true(fd >= 0);
-    assert_int_equal(setns(fd, CLONE_NEWNET), 0);
-    close(fd);
-    h_t *h = h_new();
-    farm_endpoints_from_host(&h->ep, "10.77.0.1");
-    farm_client_destroy((farm_client_t **)&h->client);
-    h->client = farm_client_new(h->ep.front, 3000, 2);
-    *state = h;
+    *state = lan_enter_head(&s_lan);
     return 0;
 }
 
@@ -91,13 +43,13 @@ static int teardown(void **state) {
     h_t *h = *state;
     if (h)
         h_free(&h);
-    s_teardown_net();
+    lan_down(&s_lan);
     return 0;
 }
 
 static void s_start_worker(h_t *h, const char *host) {
     char ns[64];
-    snprintf(ns, sizeof ns, "f%s%s", host, s_tag);
+    lan_ns(&s_lan, host, ns, sizeof ns);
     const char *argv[] = {"ip", "netns", "exec", ns, h_bin("farm-worker"), "--connect", "10.77.0.1",
                           "--name", host, "--slots", "2", NULL};
     h_start_cmd(h, host, argv);
@@ -138,7 +90,7 @@ static void test_link_cut_and_rejoin(void **state) {
     end = h_now() + 10000;
     while (s_on_host(h, job, "h3", "running") == 0)
         assert_true(h_now() < end);
-    s_link("h3", false);
+    lan_link(&s_lan, "h3", false);
     /* It is declared lost, and the job still completes on h1 and h2. */
     end = h_now() + 10000;
     bool lost = false;
@@ -168,7 +120,7 @@ static void test_link_cut_and_rejoin(void **state) {
     }
     assert_true(retried_elsewhere >= 1);
     /* The link comes back: h3 rejoins and takes work again. */
-    s_link("h3", true);
+    lan_link(&s_lan, "h3", true);
     assert_true(h_wait_workers(h, 3, 20000));
     n = snprintf(req, sizeof req, "{\"op\":\"submit\",\"tasks\":[");
     for (int i = 0; i < 30; i++)

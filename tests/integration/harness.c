@@ -261,6 +261,10 @@ void h_start_farm(h_t *h, int nworkers, int slots) {
         snprintf(name, sizeof name, "w%d", i + 1);
         h_start_worker(h, name, slots, "--allow-exec", NULL);
     }
+    h_wait_up(h, nworkers);
+}
+
+void h_wait_up(h_t *h, int nworkers) {
     int64_t end = h_now() + 10000;
     while (h_call(h, "{\"op\":\"health\"}") != 0)
         assert_true(h_now() < end);

@@ -58,6 +58,9 @@ int h_start_worker(h_t *h, const char *name, int slots, ...); /* farm-worker --n
 /* Start ventilator, sink and n workers of `slots` slots, exec allowed;
  * waits until the front door answers and the n workers are alive. */
 void h_start_farm(h_t *h, int nworkers, int slots);
+/* Wait (10 s each, failing the test) until the front door answers and
+ * nworkers workers are alive. */
+void h_wait_up(h_t *h, int nworkers);
 
 /* Stop process slot i with sig and wait (deadline ms) for it to exit.
  * Returns its exit status (>= 0), 128+signal, or -1 when it did not exit. */

@@ -106,10 +106,7 @@ static h_t *s_start_farm(void **state) {
     h_start_vent(h, NULL);
     h_start_sink(h, NULL);
     h_start_worker(h, "w1", 2, "--allow-exec", NULL);
-    int64_t end = h_now() + 10000;
-    while (h_call(h, "{\"op\":\"health\"}") != 0)
-        assert_true(h_now() < end);
-    assert_true(h_wait_workers(h, 1, 10000));
+    h_wait_up(h, 1);
     return h;
 }
 

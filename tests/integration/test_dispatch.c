@@ -19,13 +19,6 @@
 
 #define S_SHORT 20 /* short tasks of the hoarding test */
 
-static void s_wait_up(h_t *h, int nworkers) {
-    int64_t end = h_now() + 10000;
-    while (h_call(h, "{\"op\":\"health\"}") != 0)
-        assert_true(h_now() < end);
-    assert_true(h_wait_workers(h, nworkers, 10000));
-}
-
 static int setup(void **state) {
     *state = h_new();
     return 0;
@@ -65,7 +58,7 @@ static void test_no_hoarding(void **state) {
     h_start_sink(h, NULL);
     h_start_worker(h, "w1", 1, NULL);
     h_start_worker(h, "w2", 1, NULL);
-    s_wait_up(h, 2);
+    h_wait_up(h, 2);
     const msgpack_object *r = h_ok(h, "{\"op\":\"submit\",\"name\":\"long\",\"tasks\":[{\"type\":\"sleep\",\"args\":{\"ms\":4000}}]}");
     int64_t long_job = h_int(r, "job"), long_task = h_int(r, "tasks.0");
     char batch[4096] = "{\"op\":\"submit\",\"name\":\"short\",\"tasks\":[";
@@ -116,7 +109,7 @@ static void test_fifo_beside_busy_worker(void **state) {
     h_start_sink(h, NULL);
     h_start_worker(h, "w1", 1, NULL);
     h_start_worker(h, "w2", 1, NULL);
-    s_wait_up(h, 2);
+    h_wait_up(h, 2);
     const msgpack_object *r = h_ok(h, "{\"op\":\"submit\",\"tasks\":[{\"type\":\"sleep\",\"args\":{\"ms\":1500}}]}");
     int64_t long_task = h_int(r, "tasks.0");
     assert_true(h_wait_task(h, long_task, "running", 10000));
@@ -166,7 +159,7 @@ static void test_priority_order(void **state) {
     h_start_vent(h, NULL);
     h_start_sink(h, NULL);
     h_start_worker(h, "w1", 1, NULL);
-    s_wait_up(h, 1);
+    h_wait_up(h, 1);
     const msgpack_object *r = h_ok(h, "{\"op\":\"submit\",\"tasks\":[{\"type\":\"sleep\",\"args\":{\"ms\":20000}}]}");
     int64_t blocker = h_int(r, "tasks.0");
     assert_true(h_wait_task(h, blocker, "running", 10000));
@@ -204,7 +197,7 @@ static void test_delay(void **state) {
     h_start_vent(h, NULL);
     h_start_sink(h, NULL);
     h_start_worker(h, "w1", 2, NULL);
-    s_wait_up(h, 1);
+    h_wait_up(h, 1);
     const msgpack_object *r = h_ok(h, "{\"op\":\"submit\",\"tasks\":[{\"type\":\"noop\",\"delay_ms\":600},{\"type\":\"noop\"}]}");
     int64_t delayed = h_int(r, "tasks.0"), now = h_int(r, "tasks.1");
     /* The undelayed one runs at once on the idle worker; the other waits. */
@@ -224,7 +217,7 @@ static void test_types(void **state) {
     h_start_sink(h, NULL);
     h_start_worker(h, "execw", 1, "--allow-exec", NULL);
     h_start_worker(h, "plain", 1, NULL);
-    s_wait_up(h, 2);
+    h_wait_up(h, 2);
     const msgpack_object *r = h_ok(h, "{\"op\":\"submit\",\"tasks\":["
                                       "{\"type\":\"exec\",\"args\":{\"argv\":[\"sleep\",\"0.05\"]}},"
                                       "{\"type\":\"exec\",\"args\":{\"argv\":[\"sleep\",\"0.05\"]}},"
@@ -258,7 +251,7 @@ static void test_max_attempts_history(void **state) {
     h_start_vent(h, "--backoff-base-ms", "50", NULL);
     h_start_sink(h, NULL);
     h_start_worker(h, "w1", 1, NULL);
-    s_wait_up(h, 1);
+    h_wait_up(h, 1);
     const msgpack_object *r =
         h_ok(h, "{\"op\":\"submit\",\"tasks\":[{\"type\":\"sleep\",\"args\":{\"ms\":\"x\"},\"max_attempts\":3}]}");
     int64_t t = h_int(r, "tasks.0");

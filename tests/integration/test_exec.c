@@ -35,13 +35,6 @@ static void s_pause_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
-static void s_wait_up(h_t *h, int nworkers) {
-    int64_t end = h_now() + 10000;
-    while (h_call(h, "{\"op\":\"health\"}") != 0)
-        assert_true(h_now() < end);
-    assert_true(h_wait_workers(h, nworkers, 10000));
-}
-
 /* Submit one exec task: argv is a JSON array, extra more task keys
  * (",\"max_attempts\":1" or ""). Returns the task id; *job gets the job. */
 static int64_t s_exec(h_t *h, int64_t *job, const char *argv, const char *extra) {
@@ -122,7 +115,7 @@ static h_t *s_farm(void **state) {
     h_start_vent(h, "--backoff-base-ms", "50", NULL);
     h_start_sink(h, NULL);
     h_start_worker(h, "w1", 2, "--allow-exec", "--max-output", "1000", "--kill-grace-ms", "500", NULL);
-    s_wait_up(h, 1);
+    h_wait_up(h, 1);
     return h;
 }
 
@@ -132,7 +125,7 @@ static h_t *s_farm_plain(void **state) {
     h_start_vent(h, NULL);
     h_start_sink(h, NULL);
     h_start_worker(h, "plain", 1, NULL);
-    s_wait_up(h, 1);
+    h_wait_up(h, 1);
     return h;
 }
 

@@ -147,10 +147,7 @@ static s_fix_t *s_start(void **state) {
     h_start_sink(h, NULL);
     /* Heartbeats well inside lost-after-ms, so only a killed worker is lost. */
     h_start_worker(h, "w1", 2, "--heartbeat-ms", "200", NULL);
-    int64_t end = h_now() + 10000;
-    while (h_call(h, "{\"op\":\"health\"}") != 0)
-        assert_true(h_now() < end);
-    assert_true(h_wait_workers(h, 1, 10000));
+    h_wait_up(h, 1);
     f->ctx = zmq_ctx_new();
     assert_non_null(f->ctx);
     f->sub = zmq_socket(f->ctx, ZMQ_SUB);

@@ -21,10 +21,7 @@ static int setup(void **state) {
                  "--max-pending", "60", "--backoff-base-ms", "50", NULL);
     h_start_sink(h, NULL);
     h_start_worker(h, "w1", 2, "--allow-exec", NULL);
-    int64_t end = h_now() + 10000;
-    while (h_call(h, "{\"op\":\"health\"}") != 0)
-        assert_true(h_now() < end);
-    assert_true(h_wait_workers(h, 1, 10000));
+    h_wait_up(h, 1);
     *state = h;
     return 0;
 }

@@ -118,10 +118,7 @@ static int setup(void **state) {
     h_start_sink(h, NULL);
     h_start_worker(h, "w1", 2, "--allow-exec", NULL);
     h_start_worker(h, "w2", 2, "--allow-exec", NULL);
-    int64_t end = h_now() + 10000;
-    while (h_call(h, "{\"op\":\"health\"}") != 0)
-        assert_true(h_now() < end);
-    assert_true(h_wait_workers(h, 2, 10000));
+    h_wait_up(h, 2);
     *state = h;
     return 0;
 }

@@ -52,13 +52,6 @@ static bool s_log_has(h_t *h, int i, const char *text, int ms) {
     return false;
 }
 
-static void s_up(h_t *h, int nworkers) {
-    int64_t end = h_now() + 10000;
-    while (h_call(h, "{\"op\":\"health\"}") != 0)
-        assert_true(h_now() < end);
-    assert_true(h_wait_workers(h, nworkers, 10000));
-}
-
 static int setup(void **state) {
     *state = h_new();
     return 0;
@@ -108,7 +101,7 @@ static void test_loopback_refusal(void **state) {
     int v = h_start_vent(h, "--front", front, "--insecure", NULL);
     int s = h_start_sink(h, "--results", results, "--insecure", NULL);
     h_start_worker(h, "w1", 1, NULL);
-    s_up(h, 1);
+    h_wait_up(h, 1);
     const msgpack_object *r = h_ok(h, "{\"op\":\"submit\",\"tasks\":[{\"type\":\"noop\"}]}");
     assert_string_equal(h_wait_job(h, h_int(r, "job"), 10000), "completed");
     /* All of 127.0.0.0/8 and ipc are local: no flag needed. */
@@ -149,7 +142,7 @@ static void test_exec_allow_list(void **state) {
     h_start_vent(h, NULL);
     h_start_sink(h, NULL);
     int w = h_start_worker(h, "w1", 2, "--allow-exec=true,/bin/echo", "--allow-exec=printf", NULL);
-    s_up(h, 1);
+    h_wait_up(h, 1);
     assert_true(s_log_has(h, w, "allow=\"true,/bin/echo,printf\"", 2000));
     int64_t ok1 = s_exec(h, "[\"true\"]");
     int64_t ok2 = s_exec(h, "[\"/bin/echo\",\"hi\"]");
@@ -190,7 +183,7 @@ static void test_exec_off_by_default(void **state) {
     h_start_vent(h, NULL);
     h_start_sink(h, NULL);
     int w = h_start_worker(h, "w1", 1, NULL);
-    s_up(h, 1);
+    h_wait_up(h, 1);
     int64_t t = s_exec(h, "[\"true\"]");
     const msgpack_object *r = h_ok(h, "{\"op\":\"workers\"}");
     const msgpack_object *types = h_get(r, "workers.0.types");
@@ -286,7 +279,7 @@ static void test_frame_limit(void **state) {
     zmq_close(push);
     zmq_ctx_term(ctx);
     h_start_worker(h, "w1", 1, NULL);
-    s_up(h, 1);
+    h_wait_up(h, 1);
     const msgpack_object *r = h_ok(h, "{\"op\":\"submit\",\"tasks\":[{\"type\":\"noop\"}]}");
     assert_string_equal(h_wait_job(h, h_int(r, "job"), 10000), "completed");
     /* Flags out of range are refused at start. */
@@ -306,7 +299,7 @@ static void test_output_limit(void **state) {
     h_start_vent(h, NULL);
     h_start_sink(h, NULL);
     int w = h_start_worker(h, "w1", 1, "--allow-exec", "--max-output", "100", NULL);
-    s_up(h, 1);
+    h_wait_up(h, 1);
     int64_t t = s_exec(h, "[\"sh\",\"-c\",\"i=0; while [ $i -lt 100 ]; do echo 0123456789; i=$((i+1)); done; "
                           "echo err >&2\"]");
     s_expect_state(h, t, "completed", NULL);

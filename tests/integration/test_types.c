@@ -36,10 +36,7 @@ static h_t *t_farm(int nworkers, const char *pause) {
         snprintf(name, sizeof name, "w%d", i + 1);
         h_start_worker(h, name, 1, "--ingest-pause-ms", pause, NULL);
     }
-    int64_t end = h_now() + 10000;
-    while (h_call(h, "{\"op\":\"health\"}") != 0)
-        assert_true(h_now() < end);
-    assert_true(h_wait_workers(h, nworkers, 10000));
+    h_wait_up(h, nworkers);
     return h;
 }
 

@@ -165,15 +165,30 @@ static int s_check(const msgpack_object *r, farm_error_t *e) {
     return e->code;
 }
 
-/* Receive the reply that zmq_poll announced into c->last. Returns 0, or a
- * code with e filled (and the socket closed). */
-static int s_recv(farm_client_t *c, farm_error_t *e) {
-    if (zmq_msg_recv(&c->last, c->sock, ZMQ_DONTWAIT) < 0)
-        return s_sys(c, e, "receiving from", errno);
+/* Wait until deadline (monotonic ms) for the reply, into c->last; *got
+ * says whether it came. Returns 0, or a code with e filled (and the
+ * socket closed). A blocking receive with a timeout rather than zmq_poll,
+ * which asks the socket for its events before and after it sleeps: system
+ * calls a submit's round trip would pay for nothing. */
+static int s_recv(farm_client_t *c, int64_t deadline, bool *got, farm_error_t *e) {
+    *got = false;
+    for (;;) {
+        int64_t left = deadline - farm_mono_ms();
+        if (left <= 0)
+            return 0;
+        int tmo = left > INT_MAX ? INT_MAX : (int)left;
+        if (zmq_setsockopt(c->sock, ZMQ_RCVTIMEO, &tmo, sizeof tmo) != 0)
+            return s_sys(c, e, "setting the reply timeout of", errno);
+        if (zmq_msg_recv(&c->last, c->sock, 0) >= 0)
+            break;
+        if (errno != EINTR && errno != EAGAIN)
+            return s_sys(c, e, "receiving from", errno);
+    }
     if (zmq_msg_more(&c->last)) {
         s_close(c); /* drops the remaining frames with the socket */
         return farm_error_set(e, FARM_EPROTO, NULL, "malformed reply: more than one frame");
     }
+    *got = true;
     return 0;
 }
 
@@ -201,25 +216,9 @@ int farm_client_call(farm_client_t *c, const void *req, size_t len, msgpack_zone
         if (sent < 0 && errno != EAGAIN)
             return s_sys(c, e, "sending to", errno);
         bool got = false;
-        while (sent >= 0) {
-            int64_t left = deadline - farm_mono_ms();
-            if (left <= 0)
-                break;
-            zmq_pollitem_t item = {.socket = c->sock, .events = ZMQ_POLLIN};
-            int n = zmq_poll(&item, 1, (long)left);
-            if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                return s_sys(c, e, "polling", errno);
-            }
-            if (n > 0 && (item.revents & ZMQ_POLLIN)) {
-                int rc = s_recv(c, e);
-                if (rc)
-                    return rc;
-                got = true;
-                break;
-            }
-        }
+        int rc = sent >= 0 ? s_recv(c, deadline, &got, e) : 0;
+        if (rc)
+            return rc;
         if (!got) {
             /* The REQ socket waits for a reply that may never come: drop it. */
             s_close(c);

@@ -67,6 +67,7 @@ typedef struct {
     farm_store_t *store;           /* the database */
     farm_limits_t limits;          /* input limits */
     void *dispatch;                /* ROUTER to workers */
+    uint64_t dispatch_sends;       /* messages sent on dispatch, ever (the loop re-checks it after any) */
     void *report;                  /* PUSH to the sink (feed events), may be NULL */
     vent_worker_t **workers;       /* every worker seen, lost ones too */
     size_t nworkers, capworkers;   /* entries and capacity */

@@ -229,6 +229,7 @@ const char *vent_why(void *ud, const char *type) {
 }
 
 static void s_send(vent_t *v, const vent_worker_t *w, const msgpack_sbuffer *b) {
+    v->dispatch_sends++;
     if (zmq_send(v->dispatch, w->routing, w->routing_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(v->dispatch, b->data, b->size, ZMQ_DONTWAIT) < 0)
         /* A worker that went away: its tasks come back through lost or

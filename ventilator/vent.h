@@ -75,6 +75,8 @@ typedef struct {
     int64_t started_mono;          /* for uptime */
     int64_t lost_after_ms;         /* silence that makes a worker lost */
     bool work_maybe;               /* a dispatch round may find work */
+    bool db_dry;                   /* the last round took every ready task of every type offered: none
+                                    * until the ventilator makes some ready or a tick (delayed tasks) */
     bool dry;                      /* the last round found less work than credit */
     msgpack_sbuffer events;        /* pending "task" feed events (packed maps) */
     size_t nevents;                /* number of them */
@@ -92,6 +94,9 @@ void vent_front_handle(vent_t *v, const void *req, size_t len, msgpack_sbuffer *
 
 /* Handle one message from a worker (routing identity + body). */
 void vent_sched_on_worker(vent_t *v, const void *rid, size_t rid_len, const void *body, size_t len);
+/* The ventilator made tasks ready (stored, released, promoted, retried):
+ * the next round asks the database again. */
+void vent_work_added(vent_t *v);
 /* Send as many dispatchable tasks as workers have credit for. */
 void vent_sched_dispatch(vent_t *v);
 /* Periodic duties: lost workers, due retries. */

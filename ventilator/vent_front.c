@@ -160,7 +160,7 @@ static int s_op_submit(vent_t *v, const msgpack_object *req, msgpack_packer *pk,
     if ((rc = farm_store_commit(v->store)))
         goto fail;
     if (!dup) {
-        v->work_maybe = true;
+        vent_work_added(v);
         farm_log(FARM_LOG_DEBUG, "vent", "event=submit job=%" PRId64 " tasks=%zu", job, n);
     }
     rc = 0;
@@ -291,7 +291,7 @@ static int s_op_retry(vent_t *v, const msgpack_object *req, msgpack_packer *pk, 
     rc = farm_store_retry(v->store, r.task, r.job, farm_now_ms(), &n);
     if (rc)
         return s_store_err(rc, e, r.task ? "task" : "job", r.task ? r.task : r.job);
-    v->work_maybe = true;
+    vent_work_added(v);
     s_count_reply(pk, "retried", n);
     return 0;
 }

@@ -64,7 +64,12 @@ void vent_on_change(void *ud, const farm_change_t *c) {
     farm_pack_task_event(&pk, c->id, c->job, c->state, c->progress, c->attempt, c->worker, c->ms);
     v->nevents++;
     if (c->state == FARM_TASK_PENDING)
-        v->work_maybe = true;
+        vent_work_added(v);
+}
+
+void vent_work_added(vent_t *v) {
+    v->work_maybe = true;
+    v->db_dry = false;
 }
 
 void vent_flush_events(vent_t *v) {
@@ -266,6 +271,7 @@ void vent_sched_stop(void *ud, int64_t task, const char *worker) {
 static void s_release_all(vent_t *v, vent_worker_t *w, const char *reason) {
     int64_t n = 0;
     int64_t now = farm_now_ms();
+    vent_work_added(v); /* leased tasks not yet started change no state */
     if (farm_store_release_worker(v->store, w->id, reason, now, &n) == 0 && n)
         farm_log(FARM_LOG_INFO, "vent", "event=released worker=%s tasks=%" PRId64 " reason=\"%s\"", w->id, n, reason);
 }
@@ -316,6 +322,7 @@ static void s_reconcile_cb(void *ud, int64_t task, int state) {
             return; /* sent after what it confirmed: still on its way */
     (void)farm_store_release(c->v->store, task, c->w->id, "the worker no longer holds the task", false,
                              farm_now_ms());
+    vent_work_added(c->v);
 }
 
 /* Tasks leased to w in the database that w does not hold go back. */
@@ -419,9 +426,10 @@ void vent_sched_on_worker(vent_t *v, const void *rid, size_t rid_len, const void
             if (farm_store_commit(v->store))
                 farm_store_rollback(v->store);
         }
-        v->work_maybe = true;
+        vent_work_added(v);
     }
     if (hb) {
+        v->db_dry = false; /* the types it offers may have changed */
         farm_str_copy(w->host, sizeof w->host, m.host);
         w->pid = m.pid;
         w->slots = m.slots;
@@ -660,14 +668,27 @@ void vent_sched_dispatch(vent_t *v) {
     }
     if (!total)
         return;
+    if (v->db_dry) { /* nothing to ask the database for: a `ready` of every finished task comes here */
+        v->dry = true;
+        s_steal(v);
+        return;
+    }
     int64_t now = farm_now_ms();
     s_cands_t cs = {0};
-    for (size_t k = 0; k < nt; k++)
-        if (farm_store_ready(v->store, types[k], now, credit[k], s_collect, &cs))
+    bool all_dry = true; /* every type got less than it asked for */
+    for (size_t k = 0; k < nt; k++) {
+        size_t before = cs.n;
+        if (farm_store_ready(v->store, types[k], now, credit[k], s_collect, &cs)) {
+            all_dry = false;
             break;
+        }
+        if ((int64_t)(cs.n - before) >= credit[k])
+            all_dry = false;
+    }
     if ((int64_t)cs.n < total)
         v->dry = true; /* the database had less than the credit: idle workers may steal */
     if (!cs.n) {
+        v->db_dry = all_dry;
         free(cs.c);
         s_steal(v);
         return;
@@ -783,6 +804,8 @@ claimed:
             out[i].n = out[i].ncuts = 0;
         }
         v->work_maybe = true;
+    } else if (all_dry && cl.n == cs.n) {
+        v->db_dry = true; /* all it found is leased now */
     }
     bool sent = false;
     for (size_t i = 0; i < nout; i++) {
@@ -831,10 +854,9 @@ void vent_sched_tick(vent_t *v) {
         s_publish_worker(v, w);
     }
     int64_t n = 0;
-    if (farm_store_promote_due(v->store, farm_now_ms(), &n) == 0 && n)
-        v->work_maybe = true;
+    (void)farm_store_promote_due(v->store, farm_now_ms(), &n);
     /* Delayed tasks become due without any event: look again. */
-    v->work_maybe = true;
+    vent_work_added(v);
 }
 
 void vent_pack_stats(vent_t *v, msgpack_packer *pk, bool with_ok) {

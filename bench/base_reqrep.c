@@ -7,9 +7,11 @@
  * farm_sock_new with the front door's HWM (1000) and LINGER 0, the REQ
  * with farm_client's HWM and LINGER 0; TCP on loopback.
  *
- * usage: base_reqrep [--n N] [--port P]
+ * usage: base_reqrep [--n N] [--port P] [--gap-us G]
  * prints: n=N req_bytes=B rep_bytes=B p50_us=X p99_us=Y
- * (after 200 unmeasured warm-up round trips)
+ * (after 200 unmeasured warm-up round trips). Back to back, or with
+ * --gap-us one request every G us (each timed from its send), the pattern
+ * of farm-bench latency --paced, whose submits are held against it.
  */
 #include "bench.h"
 
@@ -60,15 +62,17 @@ static void s_server(const char *ep) {
 }
 
 int main(int argc, char **argv) {
-    int64_t n = 10000, port = 0;
+    int64_t n = 10000, port = 0, gap_us = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--n"))
             n = bench_int("--n", v, 1, 10000000), i++;
         else if (!strcmp(argv[i], "--port"))
             port = bench_int("--port", v, 1024, 65000), i++;
+        else if (!strcmp(argv[i], "--gap-us"))
+            gap_us = bench_int("--gap-us", v, 1, 10000000), i++;
         else {
-            fprintf(stderr, "usage: base_reqrep [--n N] [--port P]\n");
+            fprintf(stderr, "usage: base_reqrep [--n N] [--port P] [--gap-us G]\n");
             return 2;
         }
     }
@@ -99,7 +103,15 @@ int main(int argc, char **argv) {
         zmq_setsockopt(s, ZMQ_RCVTIMEO, &rcvtimeo, sizeof rcvtimeo) || zmq_connect(s, ep))
         goto out;
     char buf[4096];
+    int64_t start = bench_now_us();
     for (int64_t i = 0; i < n + S_WARMUP; i++) {
+        if (gap_us && i >= S_WARMUP) {
+            int64_t at = start + (i - S_WARMUP + 1) * gap_us, now = bench_now_us();
+            if (at > now)
+                bench_sleep_us(at - now);
+        } else if (gap_us) {
+            start = bench_now_us();
+        }
         int64_t t0 = bench_now_us();
         if (zmq_send(s, req.data, req.size, 0) < 0)
             goto out;

@@ -12,10 +12,15 @@
  *               given at every poll: peak, and growth from the run's
  *               second quarter to its last.
  *   latency     N sequential one-task no-op submits (round trip of each,
- *               after 200 unmeasured), then M sequential tasks timed from
- *               sending the submit to the arrival of their `completed`
- *               event on the status feed (falling back to polling
- *               `status` if the feed, which may drop, never says).
+ *               after 200 unmeasured), back to back: each while the farm
+ *               runs the task before it. With --paced P --gap-us G, then
+ *               P submits on a fixed schedule, one every G us, each timed
+ *               from its scheduled moment (a late start counts against
+ *               it), which the farm between them spends running the
+ *               task. Then M sequential tasks timed from sending the
+ *               submit to the arrival of their `completed` event on the
+ *               status feed (falling back to polling `status` if the feed,
+ *               which may drop, never says).
  *   status      N `status` calls on random stored task ids and N `list`
  *               pages of 100 rows after random ids (after 100 unmeasured
  *               of each); assumes ids 1..total, as a farm that never
@@ -56,7 +61,7 @@
 
 typedef struct {
     const char *front, *feed, *task_json;
-    int64_t n, m, batch, cap_s, poll_ms, slots, seed, min_ms, max_ms;
+    int64_t n, m, batch, cap_s, poll_ms, slots, seed, min_ms, max_ms, paced, gap_us;
     bool longest_first; /* makespan: priorities by length class, longest first */
     long vent_pid, sink_pid;
 } s_opts_t;
@@ -446,6 +451,22 @@ static int s_latency(const s_opts_t *o) {
         if (i % 256 == 0)
             s_feed_drain(&f);
     }
+    bench_samples_t pac = {0};
+    if (o->paced > 0) {
+        if (o->m > 0)
+            s_wait_idle(&k, 30000);
+        int64_t t0 = bench_now_us() + o->gap_us;
+        for (int64_t i = 0; i < o->paced; i++) {
+            int64_t at = t0 + i * o->gap_us, now = bench_now_us();
+            if (at > now)
+                bench_sleep_us(at - now);
+            int64_t t1 = bench_now_us();
+            (void)s_submit_one(&k, &task, seq++);
+            bench_samples_add(&pac, bench_now_us() - t1);
+            if (i % 256 == 0)
+                s_feed_drain(&f);
+        }
+    }
     if (o->m > 0) /* --m 0: submits only (a farm without workers never goes idle) */
         s_wait_idle(&k, 30000);
     s_feed_drain(&f);
@@ -473,10 +494,15 @@ static int s_latency(const s_opts_t *o) {
         bench_sleep_us(2000); /* an idle farm between tasks */
     }
     printf("n=%" PRId64 " m=%" PRId64 " submit_p50_us=%" PRId64 " submit_p99_us=%" PRId64 " e2e_p50_us=%" PRId64
-           " e2e_p99_us=%" PRId64 " feed_fallbacks=%" PRId64 "\n",
+           " e2e_p99_us=%" PRId64 " feed_fallbacks=%" PRId64,
            o->n, o->m, bench_samples_pct(&sub, 50), bench_samples_pct(&sub, 99), bench_samples_pct(&e2e, 50),
            bench_samples_pct(&e2e, 99), fallbacks);
+    if (o->paced > 0)
+        printf(" paced=%" PRId64 " gap_us=%" PRId64 " paced_p50_us=%" PRId64 " paced_p99_us=%" PRId64, o->paced,
+               o->gap_us, bench_samples_pct(&pac, 50), bench_samples_pct(&pac, 99));
+    printf("\n");
     bench_samples_free(&sub);
+    bench_samples_free(&pac);
     bench_samples_free(&e2e);
     msgpack_sbuffer_destroy(&task);
     s_feed_close(&f);
@@ -691,7 +717,7 @@ static int s_makespan(const s_opts_t *o) {
 static const char s_usage[] =
     "usage: farm-bench MODE --front EP [options]\n"
     "  throughput --n N --batch B [--task JSON] [--cap-s S] [--poll-ms P] [--vent-pid P] [--sink-pid P]\n"
-    "  latency    --feed EP --n N --m M\n"
+    "  latency    --feed EP --n N --m M [--paced P --gap-us G]\n"
     "  status     --n N [--seed S]\n"
     "  idle       [--cap-s S]\n"
     "  makespan   --feed EP --n N --slots S [--seed S] [--min-ms A] [--max-ms B] [--priority longest|none]\n"
@@ -700,7 +726,7 @@ static const char s_usage[] =
 int main(int argc, char **argv) {
     s_opts_t o = {.front = "tcp://127.0.0.1:5555", .feed = "tcp://127.0.0.1:5559",
                   .task_json = "{\"type\":\"noop\"}", .n = 1000, .m = 200, .batch = 1000, .cap_s = 3600,
-                  .poll_ms = 50, .slots = 8, .seed = 42, .min_ms = 10, .max_ms = 1000};
+                  .poll_ms = 50, .slots = 8, .seed = 42, .min_ms = 10, .max_ms = 1000, .gap_us = 2000};
     if (argc < 2) {
         fputs(s_usage, stderr);
         return 2;
@@ -718,6 +744,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--task")) o.task_json = v;
         else if (!strcmp(a, "--n")) o.n = bench_int(a, v, 1, 100000000);
         else if (!strcmp(a, "--m")) o.m = bench_int(a, v, 0, 100000000);
+        else if (!strcmp(a, "--paced")) o.paced = bench_int(a, v, 0, 100000000);
+        else if (!strcmp(a, "--gap-us")) o.gap_us = bench_int(a, v, 1, 10000000);
         else if (!strcmp(a, "--batch")) o.batch = bench_int(a, v, 1, 1000000);
         else if (!strcmp(a, "--cap-s")) o.cap_s = bench_int(a, v, 1, 86400);
         else if (!strcmp(a, "--poll-ms")) o.poll_ms = bench_int(a, v, 1, 10000);

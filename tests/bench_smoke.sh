@@ -17,6 +17,7 @@ for row in '^machine: [0-9]* cores' '^figure .*| result$' \
   '^2 throughput, 100k no-ops' '^2 throughput / bare ZeroMQ pipeline' '^2 throughput / bare SQLite' \
   '^3 exec true x[0-9]*, 2 slots / bare spawn' '^3 exec true / GNU parallel -j2' \
   '^4 one-task submit p50 / bare REQ/REP' '^4 one-task submit p99 / bare REQ/REP' \
+  '^4 submit p50, 1 per 2 ms / bare' '^4 submit p99, 1 per 2 ms / bare' \
   '^4 one-task submit p50, no worker running' '^4 one-task submit p99, no worker running' \
   '^4 no-op submit->completed p50' '^4 no-op submit->completed p99' \
   '^5 status p99, ' '^5 list page of 100 p99, ' '^5 throughput, 100k-task run / 10k-task run' \

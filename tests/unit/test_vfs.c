@@ -202,7 +202,7 @@ static void test_one_write_per_commit(void **state) {
 }
 
 /* Another connection (of the system's VFS) sees each commit the moment it
- * returns: small ones, ones beyond what the shim gathers (4 MiB), and none
+ * returns: small ones, ones beyond what the shim gathers (256 KiB), and none
  * of a rolled-back one; with synchronous NORMAL and FULL (--sync-full: a
  * sync of the WAL at every commit). */
 static void visible_at_once(int full) {

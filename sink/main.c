@@ -25,11 +25,16 @@
 
 #define SINK_BATCH 4096
 /* Between background checkpoints of the WAL. Each one syncs the WAL and
- * the database file, and commits made around a sync wait for it: at 100 ms
- * the syncs set the one-task submit p99 (470-550 us against a bare round
- * trip of ~190 us; 270-310 us at 1 s). The WAL's size is bounded anyway
- * (wal_autocheckpoint, 20,000 pages) and stayed at that bound either way. */
-#define SINK_CHECKPOINT_MS 1000
+ * the database file, and commits made around a sync wait for it, so longer
+ * intervals help the one-task submit p99 (no worker: 450-550 us at 100 ms,
+ * 360-390 at 300 ms, 260-320 at 1 s, against a bare round trip p99 of
+ * ~200 us). But each checkpoint then has more to do and stalls the sink
+ * longer, and the reports that pile up meanwhile raise its heap's high
+ * water mark late in a run: 1M no-ops at 1 s grew the sink by up to 2.5 MB
+ * from the run's second quarter to its last (at 100 ms: under 0.6 MB in
+ * three runs) and ran 64k tasks/s against 65.7-68k at 100 ms. Throughput
+ * and flat memory are the promises; the short interval keeps them. */
+#define SINK_CHECKPOINT_MS 100
 #define SINK_BATCH_BYTES (4 << 20) /* frames carry several reports: bound a transaction by bytes too */
 
 static void s_usage(FILE *f) {

@@ -287,8 +287,12 @@ int main(int argc, char **argv) {
      * A socket's FD only says "look again"; once looked at (ZMQ_EVENTS) it
      * signals again only for what arrives later. So a socket is looked at
      * until it has nothing, and again after anything was sent on it (a send
-     * may take the commands that would have signalled). */
+     * may take the commands that would have signalled): the front door's
+     * reply is followed by a look, and so is any send on the dispatch
+     * socket, wherever it happens (a cancel at the front door sends stops
+     * to workers): dispatch_seen is the count of sends at its last look. */
     bool front_may = true, dispatch_may = true;
+    uint64_t dispatch_seen = v.dispatch_sends;
     int64_t next_tick = farm_mono_ms(), next_stats = next_tick;
     while (!farm_sock_stopping()) {
         /* Bounded batches so neither socket starves the other. */
@@ -298,11 +302,11 @@ int main(int argc, char **argv) {
             s_on_front(&v, front);
         }
         for (int i = 0; dispatch_may && i < 4096; i++) {
+            dispatch_seen = v.dispatch_sends;
             if (!(dispatch_may = s_readable(v.dispatch)))
                 break;
             s_on_worker(&v);
         }
-        uint64_t sends = v.dispatch_sends;
         int64_t now = farm_mono_ms();
         if (now >= next_tick) {
             vent_sched_tick(&v);
@@ -320,7 +324,7 @@ int main(int argc, char **argv) {
             msgpack_sbuffer_destroy(&b);
             next_stats = now + 1000;
         }
-        if (v.dispatch_sends != sends)
+        if (v.dispatch_sends != dispatch_seen)
             dispatch_may = true;
         if (front_may || dispatch_may)
             continue;

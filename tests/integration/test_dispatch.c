@@ -280,6 +280,39 @@ static void test_max_attempts_history(void **state) {
     assert_int_equal(h_int(r, "counts.failed"), 1);
 }
 
+/* (g) A cancel at the front door sends stops to workers on the dispatch
+ * socket, and a send may take the signal of a worker's message that just
+ * came in: the ventilator must still read it. 40 rounds of a job of 300 1 ms
+ * sleeps (their `ready`s stream in), cancelled once 20 are done, then a
+ * no-op that must complete within 3 s, which it cannot once the workers go
+ * unheard (they would be counted lost after 5 s of silence). Without the
+ * fix (a cancel's sends not followed by a look) it failed 5 runs of 6. */
+static void test_cancel_keeps_workers_heard(void **state) {
+    h_t *h = *state;
+    h_start_vent(h, NULL);
+    h_start_sink(h, NULL);
+    h_start_worker(h, "w1", 2, NULL);
+    h_start_worker(h, "w2", 2, NULL);
+    h_wait_up(h, 2);
+    static char req[300 * 48 + 64];
+    int off = snprintf(req, sizeof req, "{\"op\":\"submit\",\"tasks\":[");
+    for (int k = 0; k < 300; k++)
+        off += snprintf(req + off, sizeof req - (size_t)off, "%s{\"type\":\"sleep\",\"args\":{\"ms\":1}}", k ? "," : "");
+    snprintf(req + off, sizeof req - (size_t)off, "]}");
+    for (int i = 0; i < 40; i++) {
+        int64_t job = h_int(h_ok(h, "%s", req), "job"), done = 0;
+        for (int64_t end = h_now() + 5000; done < 20 && h_now() < end;)
+            done = h_int(h_ok(h, "{\"op\":\"status\",\"job\":%lld}", (long long)job), "job.counts.completed");
+        if (done < 20)
+            fail_msg("round %d: 20 of 300 1 ms sleeps not done in 5 s", i);
+        h_ok(h, "{\"op\":\"cancel\",\"job\":%lld}", (long long)job);
+        int64_t t = h_int(h_ok(h, "{\"op\":\"submit\",\"tasks\":[{\"type\":\"noop\"}]}"), "tasks.0");
+        if (!h_wait_task(h, t, "completed", 3000))
+            fail_msg("round %d: a no-op submitted after a cancel did not complete within 3 s", i);
+    }
+    assert_int_equal(h_int(h_ok(h, "{\"op\":\"stats\"}"), "workers"), 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_no_hoarding, setup, teardown),
@@ -288,6 +321,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_delay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_attempts_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_keeps_workers_heard, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

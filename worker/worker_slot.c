@@ -108,6 +108,18 @@ struct worker_slot {
     int64_t p_last;             /* monotonic time the last update was taken, 0 none yet */
 };
 
+/* The ids of the tasks in the pool: queued, in a slot, or finished with
+ * the result not yet taken by the main thread. Open addressing with linear
+ * probing; deletion shifts back, so there are no tombstones. Asked for
+ * every task that arrives (is it here already?), which scanning the queue
+ * made O(queue) under the pool's mutex: a quarter of a worker's time with
+ * a deep prefetch, and the slots waiting on the mutex meanwhile. */
+typedef struct {
+    int64_t *keys;
+    unsigned char *used;
+    size_t cap, n; /* cap a power of two, or 0 */
+} s_ids_t;
+
 struct worker_pool {
     pthread_mutex_t mu;         /* see the top of the file */
     pthread_cond_t cv;          /* a task was queued, the pool opened, or quit */
@@ -117,6 +129,8 @@ struct worker_pool {
     s_task_t *qhead, *qtail;    /* waiting tasks, in the order they run */
     int64_t nqueued;            /* their number */
     worker_event_t *ehead, *etail; /* events the main thread has not taken */
+    int64_t nresults;           /* result events among them */
+    s_ids_t ids;                /* the tasks in the pool (see s_ids_t) */
     bool open;                  /* slots may take tasks */
     bool quit;                  /* slot threads exit */
 };
@@ -310,10 +324,79 @@ static bool s_pack_result(worker_slot_t *s, bool ok, bool cancelled, const msgpa
     return rc == 0;
 }
 
+static size_t s_ids_home(const s_ids_t *d, int64_t id) {
+    uint64_t x = (uint64_t)id * 0x9E3779B97F4A7C15u;
+    return (size_t)(x ^ (x >> 32)) & (d->cap - 1);
+}
+
+/* The slot of id, or of the empty place where it would go. */
+static size_t s_ids_find(const s_ids_t *d, int64_t id) {
+    size_t i = s_ids_home(d, id);
+    while (d->used[i] && d->keys[i] != id)
+        i = (i + 1) & (d->cap - 1);
+    return i;
+}
+
+static bool s_ids_has(const s_ids_t *d, int64_t id) { return d->cap && d->used[s_ids_find(d, id)]; }
+
+/* Add id (once). Returns 0, or -ENOMEM with the set unchanged. */
+static int s_ids_add(s_ids_t *d, int64_t id) {
+    if ((d->n + 1) * 2 > d->cap) {
+        s_ids_t g = {.cap = d->cap ? d->cap * 2 : 64};
+        g.keys = malloc(g.cap * sizeof *g.keys);
+        g.used = calloc(g.cap, 1);
+        if (!g.keys || !g.used) {
+            free(g.keys);
+            free(g.used);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < d->cap; i++)
+            if (d->used[i]) {
+                size_t j = s_ids_find(&g, d->keys[i]);
+                g.keys[j] = d->keys[i];
+                g.used[j] = 1;
+                g.n++;
+            }
+        free(d->keys);
+        free(d->used);
+        *d = g;
+    }
+    size_t i = s_ids_find(d, id);
+    if (!d->used[i]) {
+        d->keys[i] = id;
+        d->used[i] = 1;
+        d->n++;
+    }
+    return 0;
+}
+
+static void s_ids_del(s_ids_t *d, int64_t id) {
+    if (!d->cap)
+        return;
+    size_t m = d->cap - 1, i = s_ids_find(d, id);
+    if (!d->used[i])
+        return;
+    d->used[i] = 0;
+    d->n--;
+    /* Close the hole: a later key of the run moves into it unless its home
+     * lies cyclically in (hole, its place]. */
+    for (size_t j = (i + 1) & m; d->used[j]; j = (j + 1) & m) {
+        size_t k = s_ids_home(d, d->keys[j]);
+        bool stays = i <= j ? (k > i && k <= j) : (k > i || k <= j);
+        if (!stays) {
+            d->keys[i] = d->keys[j];
+            d->used[i] = 1;
+            d->used[j] = 0;
+            i = j;
+        }
+    }
+}
+
 /* Append an event; true when the list was empty (the main thread must be
  * woken). Under the pool's mu. */
 static bool s_event_put(worker_pool_t *p, worker_event_t *e) {
     bool was_empty = p->ehead == NULL;
+    p->nresults += e->kind == WORKER_EV_RESULT;
     e->next = NULL;
     if (p->etail)
         p->etail->next = e;
@@ -504,6 +587,7 @@ static void *s_thread(void *arg) {
              * releases the task when this worker stops reporting it. */
             farm_log(FARM_LOG_ERROR, "worker", "event=result-lost task=%" PRId64 " err=\"out of memory\"", s->task);
             msgpack_sbuffer_clear(&s->out);
+            s_ids_del(&p->ids, s->task);
             wake = false;
         }
         if (atomic_load(&s->ctx.stop) != WORKER_STOP_NONE) {
@@ -640,6 +724,8 @@ void worker_pool_destroy(worker_pool_t **pp) {
         free(t);
     }
     worker_events_free(p->ehead);
+    free(p->ids.keys);
+    free(p->ids.used);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p->slots);
@@ -659,6 +745,12 @@ int worker_pool_push(worker_pool_t *p, const farm_msg_task_t *t, const farm_hand
     *q = (s_task_t){.raw = copy, .len = len, .id = t->id, .job = t->job, .attempt = t->attempt,
                     .priority = t->priority, .timeout_ms = t->timeout_ms, .h = h};
     s_lock(&p->mu);
+    if (s_ids_add(&p->ids, q->id)) {
+        s_unlock(&p->mu);
+        free(copy);
+        free(q);
+        return -ENOMEM;
+    }
     /* In dispatch order: higher priority first, then submission order. The
      * ventilator sends in that order, so the place is nearly always the tail. */
     s_task_t *after = p->qtail;
@@ -687,22 +779,14 @@ void worker_pool_counts(worker_pool_t *p, int64_t *busy, int64_t *queued) {
         n += p->slots[i].phase != S_IDLE;
     /* A result the main thread has not taken yet is still work in hand:
      * a drain that saw nothing busy would exit without it. */
-    for (const worker_event_t *e = p->ehead; e; e = e->next)
-        n += e->kind == WORKER_EV_RESULT;
-    *busy = n;
+    *busy = n + p->nresults;
     *queued = p->nqueued;
     s_unlock(&p->mu);
 }
 
 bool worker_pool_has(worker_pool_t *p, int64_t task) {
-    bool has = false;
     s_lock(&p->mu);
-    for (int i = 0; i < p->nslots && !has; i++)
-        has = p->slots[i].phase != S_IDLE && p->slots[i].task == task;
-    for (const s_task_t *t = p->qhead; t && !has; t = t->next)
-        has = t->id == task;
-    for (const worker_event_t *e = p->ehead; e && !has; e = e->next)
-        has = e->kind == WORKER_EV_RESULT && e->task == task;
+    bool has = s_ids_has(&p->ids, task);
     s_unlock(&p->mu);
     return has;
 }
@@ -753,6 +837,7 @@ size_t worker_pool_take_back(worker_pool_t *p, size_t n, int64_t *ids, int64_t *
     while (k < n && p->qtail) {
         s_task_t *t = p->qtail;
         s_unlink(p, t);
+        s_ids_del(&p->ids, t->id);
         ids[k] = t->id;
         attempts[k++] = t->attempt;
         free(t->raw);
@@ -768,6 +853,7 @@ int worker_pool_cancel(worker_pool_t *p, int64_t task, int64_t *attempt) {
     for (s_task_t *t = p->qhead; t; t = t->next)
         if (t->id == task) {
             s_unlink(p, t);
+            s_ids_del(&p->ids, t->id);
             *attempt = t->attempt;
             free(t->raw);
             free(t);
@@ -844,6 +930,11 @@ worker_event_t *worker_pool_events(worker_pool_t *p) {
     s_lock(&p->mu);
     worker_event_t *e = p->ehead;
     p->ehead = p->etail = NULL;
+    p->nresults = 0;
+    /* Taken results leave the pool: they are the main thread's now. */
+    for (const worker_event_t *x = e; x; x = x->next)
+        if (x->kind == WORKER_EV_RESULT)
+            s_ids_del(&p->ids, x->task);
     s_unlock(&p->mu);
     return e;
 }

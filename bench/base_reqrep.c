@@ -103,14 +103,14 @@ int main(int argc, char **argv) {
         zmq_setsockopt(s, ZMQ_RCVTIMEO, &rcvtimeo, sizeof rcvtimeo) || zmq_connect(s, ep))
         goto out;
     char buf[4096];
-    int64_t start = bench_now_us();
+    int64_t start = 0; /* the end of the warm-up: the schedule counts from there */
     for (int64_t i = 0; i < n + S_WARMUP; i++) {
+        if (i == S_WARMUP)
+            start = bench_now_us();
         if (gap_us && i >= S_WARMUP) {
             int64_t at = start + (i - S_WARMUP + 1) * gap_us, now = bench_now_us();
             if (at > now)
                 bench_sleep_us(at - now);
-        } else if (gap_us) {
-            start = bench_now_us();
         }
         int64_t t0 = bench_now_us();
         if (zmq_send(s, req.data, req.size, 0) < 0)

@@ -143,8 +143,6 @@ static const char *s_schema =
                    " n5 = n5 - ?6, jobs = jobs - 1 WHERE id = 1")                                                \
     XX(READY, "SELECT id, job, priority, timeout_ms, type, args FROM tasks WHERE state = 0 AND worker IS NULL"  \
               " AND type = ?1 AND due_ms <= ?2 ORDER BY priority DESC, id LIMIT ?3")                             \
-    XX(CLAIM, "UPDATE tasks SET worker = ?2, attempts = attempts + 1, message = NULL"                          \
-              " WHERE id = ?1 AND state = 0 AND worker IS NULL RETURNING attempts")                             \
     XX(CLAIM_MANY, "UPDATE tasks SET worker = ?2, attempts = attempts + 1, message = NULL"                     \
                    " WHERE id IN (SELECT value FROM json_each(?1)) AND state = 0 AND worker IS NULL"          \
                    " RETURNING id, attempts")                                                                  \
@@ -1096,20 +1094,28 @@ int farm_store_claim_many(farm_store_t *s, const int64_t *tasks, size_t n, const
     return rc == SQLITE_DONE ? 0 : s_fail(s, "claim_many");
 }
 
+/* farm_store_claim is farm_store_claim_many of one task. */
+typedef struct {
+    bool got;
+    int64_t attempt;
+} s_claim_one_t;
+
+static void s_claim_one(void *ud, int64_t task, int64_t attempt) {
+    (void)task;
+    s_claim_one_t *c = ud;
+    c->got = true;
+    c->attempt = attempt;
+}
+
 int farm_store_claim(farm_store_t *s, int64_t task, const char *worker, int64_t *attempt) {
-    sqlite3_stmt *st = s_st(s, ST_CLAIM);
-    sqlite3_bind_int64(st, 1, task);
-    sqlite3_bind_text(st, 2, worker, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *attempt = sqlite3_column_int64(st, 0);
-        rc = sqlite3_step(st);
-    } else if (rc == SQLITE_DONE) {
-        sqlite3_reset(st);
+    s_claim_one_t c = {false, 0};
+    int rc = farm_store_claim_many(s, &task, 1, worker, s_claim_one, &c);
+    if (rc)
+        return rc;
+    if (!c.got)
         return FARM_ECONFLICT;
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : s_fail(s, "claim");
+    *attempt = c.attempt;
+    return 0;
 }
 
 int farm_store_promote_due(farm_store_t *s, int64_t now, int64_t *n) {

@@ -289,11 +289,7 @@ static void test_max_attempts_history(void **state) {
  * fix (a cancel's sends not followed by a look) it failed 5 runs of 6. */
 static void test_cancel_keeps_workers_heard(void **state) {
     h_t *h = *state;
-    h_start_vent(h, NULL);
-    h_start_sink(h, NULL);
-    h_start_worker(h, "w1", 2, NULL);
-    h_start_worker(h, "w2", 2, NULL);
-    h_wait_up(h, 2);
+    h_start_farm(h, 2, 2);
     static char req[300 * 48 + 64];
     int off = snprintf(req, sizeof req, "{\"op\":\"submit\",\"tasks\":[");
     for (int k = 0; k < 300; k++)

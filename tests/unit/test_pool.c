@@ -48,13 +48,29 @@ static void expect(worker_pool_t *p, const int64_t *ids, const char *in, int64_t
             fail_msg("task %lld: has=%d, expected %d", (long long)ids[i], !in[i], in[i]);
 }
 
+/* Each test: a pool of 2 slots and the eventfd it wakes. */
+typedef struct {
+    int fd;
+    worker_pool_t *p;
+} fx_t;
+
+static int setup(void **state) {
+    static fx_t f;
+    f.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    f.p = f.fd >= 0 ? worker_pool_new(2, "w", f.fd) : NULL;
+    *state = &f;
+    return f.p ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    fx_t *f = *state;
+    worker_pool_destroy(&f->p);
+    return close(f->fd);
+}
+
 /* Closed pool (no slot takes anything): queue, give back, cancel. */
 static void test_queue_give_back_cancel(void **state) {
-    (void)state;
-    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    assert_true(fd >= 0);
-    worker_pool_t *p = worker_pool_new(2, "w", fd);
-    assert_non_null(p);
+    worker_pool_t *p = ((fx_t *)*state)->p;
     worker_pool_set_open(p, false);
     enum { N = 5000 };
     static int64_t ids[N];
@@ -98,18 +114,12 @@ static void test_queue_give_back_cancel(void **state) {
             in[i] = 1;
         }
     expect(p, ids, in, N);
-    worker_pool_destroy(&p);
-    close(fd);
 }
 
 /* Open pool: tasks run; a finished task is still here until the main
  * thread takes its result, and counts as busy till then. */
 static void test_results_leave_when_taken(void **state) {
-    (void)state;
-    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    assert_true(fd >= 0);
-    worker_pool_t *p = worker_pool_new(2, "w", fd);
-    assert_non_null(p);
+    worker_pool_t *p = ((fx_t *)*state)->p;
     enum { N = 300 };
     int64_t ids[N];
     char in[N];
@@ -145,14 +155,12 @@ static void test_results_leave_when_taken(void **state) {
     worker_pool_counts(p, &busy, &queued);
     assert_int_equal(busy, 0);
     assert_int_equal(queued, 0);
-    worker_pool_destroy(&p);
-    close(fd);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_queue_give_back_cancel),
-        cmocka_unit_test(test_results_leave_when_taken),
+        cmocka_unit_test_setup_teardown(test_queue_give_back_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_results_leave_when_taken, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
